@@ -1,0 +1,50 @@
+# Each tool gets its own virtual environment: the project's (Python 3.13, the Lambda
+# runtime) and SAM CLI's (which pins its own pydantic and bundles cfn-lint).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13)
+TOOLS_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+SAM_VENV := .venv-sam
+BUILD_DIR := .aws-sam/build
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help test lint validate build pytest clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+test: lint validate build pytest  ## everything CI runs: lint, template checks, sam build, tests with coverage
+
+$(VENV)/.installed: requirements-dev.txt
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
+	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: tooling/requirements-sam.txt
+	rm -rf $(SAM_VENV) && $(TOOLS_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q -r tooling/requirements-sam.txt
+	touch $@
+
+lint: $(VENV)/.installed  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+validate: $(SAM_VENV)/.installed  ## cfn-lint and sam validate --lint on template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
+
+# sam build runs pip for the python3.13 runtime: a real python3.13 must be on PATH.
+build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
+	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
+
+pytest: $(VENV)/.installed  ## the test suite, with coverage of functions/ and layers/ enforced
+	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
+
+clean:  ## remove virtual environments and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,34 @@
+"""CloudFormation custom resource: subscribes the webhook with CINNOX, unsubscribes on delete."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from cinnox_sms.custom_resource import CloudFormationResponder, SubscriptionResource
+from cinnox_sms.settings import SubscriptionSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+_AWS_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+def _read_secret(secret_id: str) -> str:
+    # Read fresh at every event: a rotated secret must take effect on the next deploy.
+    provider = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_AWS_CONFIG))
+    return str(provider.get(secret_id, force_fetch=True))
+
+
+# The event carries no secret, but its ResponseURL is a credential of its own: log only ids.
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    logger.append_keys(request_type=event.get("RequestType"), logical_resource_id=event.get("LogicalResourceId"))
+    resource = SubscriptionResource(SubscriptionSettings.from_env(), _read_secret, logger.warning, logger.info)
+    outcome = resource.handle(event, context.get_remaining_time_in_millis(), CloudFormationResponder(event))
+    logger.info("answered CloudFormation", status=outcome.status, reason=outcome.reason)

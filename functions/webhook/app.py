@@ -1,0 +1,95 @@
+"""Webhook for CINNOX: answers the URL challenge and stores each outbound-SMS TDR."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from cinnox_sms.errors import StorageUnavailable, WebhookError
+from cinnox_sms.settings import WebhookSettings
+from cinnox_sms.store import TdrStore
+from cinnox_sms.webhook import WebhookService
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+app = APIGatewayHttpResolver()
+
+# Fail fast and let the sender retry, rather than hold its request past API Gateway's 30 s.
+_AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def webhook_service() -> WebhookService:
+    settings = WebhookSettings.from_env()
+    secrets = parameters.SecretsProvider(boto_config=_AWS_CONFIG)
+
+    def webhook_secret() -> str:
+        return str(secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds)).strip()
+
+    store = TdrStore(boto3.client("dynamodb", config=_AWS_CONFIG), settings.table_name, settings.retention_days)
+    return WebhookService(app_id=settings.app_id, webhook_secret=webhook_secret, store=store)
+
+
+@app.post(".+")  # the secret is the last path segment; WebhookService checks it
+def receive() -> Response[str]:
+    event = app.current_event
+    receipt = webhook_service().receive(event.raw_path, event.body, event.is_base64_encoded)
+    if receipt.tdr is not None:
+        logger.info(
+            "TDR received",
+            transaction_id=receipt.tdr.transactionid,
+            status=receipt.tdr.status.value,
+            duplicate=receipt.duplicate,
+        )
+    return _answer(HTTPStatus.OK, {"code": 0, "result": receipt.result()})
+
+
+@app.exception_handler(WebhookError)
+def refuse(error: WebhookError) -> Response[str]:
+    logger.info("request refused", status=error.status, reason=error.message)
+    return _answer(error.status, {"code": error.status, "message": error.message})
+
+
+@app.exception_handler(StorageUnavailable)
+def storage_unavailable(error: StorageUnavailable) -> Response[str]:
+    logger.error(
+        "TDR not stored; sender told to retry",
+        transaction_id=error.transaction_id,
+        cause=type(error.__cause__).__name__,
+    )
+    return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "the TDR could not be stored; retry later"})
+
+
+@app.exception_handler(parameters.exceptions.GetParameterError)
+def secret_unavailable(error: Exception) -> Response[str]:
+    logger.error("webhook secret unavailable", cause=type(error.__cause__).__name__)
+    return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "temporarily unavailable; retry later"})
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return _answer(HTTPStatus.NOT_FOUND, {"code": 404, "message": "not found"})
+
+
+def _answer(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+# The request path carries the webhook secret: never log the event.
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Track CINNOX outbound-SMS delivery: receive TDRs, store them, alert on failures."""

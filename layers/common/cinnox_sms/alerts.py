@@ -1,0 +1,181 @@
+"""Alerts: one SNS message for each new Undelivered or Rejected TDR."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cinnox_sms.model import FAILURE_STATUSES, Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
+
+SNS_BATCH_SIZE = 10  # PublishBatch's maximum
+_SUBJECT_LIMIT = 100
+_JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "firehose")
+
+
+class NotAnAlert(ValueError):
+    """A stream record that does not describe a failed SMS."""
+
+
+class AlertNotPublished(RuntimeError):
+    """Raised for a record whose alert was not published, so the stream retries it."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A failed SMS, from the stored item (the stream's NewImage)."""
+
+    key: str  # the stream record's sequence number
+    item: dict[str, Any]
+
+    @classmethod
+    def from_image(cls, key: str, image: dict[str, Any]) -> Alert | None:
+        """The alert for a stored TDR; None when its status is not a failure."""
+        if not isinstance(image.get("transactionId"), str) or not isinstance(image.get("status"), str):
+            raise NotAnAlert("the record's NewImage has no transactionId or status")
+        if image["status"] not in FAILURE_STATUSES:
+            return None  # the template's FilterCriteria should keep these away
+        return cls(key=key, item=image)
+
+    @property
+    def status(self) -> Status:
+        return Status(self.item["status"])
+
+    def text(self, name: str) -> str | None:
+        value = self.item.get(name)
+        return None if value is None else str(value)
+
+    def subject(self) -> str:
+        recipient = self.text("recipientNumber")
+        where = f" to +{recipient.lstrip('+')}" if recipient else ""
+        country = self.text("recipientCountry")
+        subject = f"SMS {self.status.value}{where}{f' ({country})' if country else ''}: {self.item['transactionId']}"
+        # SNS subjects: printable ASCII, no line breaks, under 100 characters.
+        subject = "".join(c if " " <= c <= "~" else "?" for c in subject)
+        return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 3] + "..."
+
+    def body(self) -> str:
+        recipient = self.text("recipientNumber")
+        lines = [
+            f"An outbound SMS sent through CINNOX was {self.status.value.lower()}.",
+            "",
+            f"Status:          {self.status.value}",
+            f"Transaction ID:  {self.item['transactionId']}",
+            f"Recipient:       {'+' + recipient.lstrip('+') if recipient else 'unknown'}",
+            f"Country:         {self.text('recipientCountry') or 'unknown'}",
+            f"Exception:       {self.text('exception') or 'none given'}",
+            f"Response code:   {self.text('responseCode') or 'none given'}",
+            f"Service ID:      {self.text('serviceId') or 'unknown'}",
+            f"App ID:          {self.text('appId') or 'unknown'}",
+            f"Received:        {self.text('receivedAt') or 'unknown'}",
+            "",
+            "The full record, as stored:",
+            self.record_json(indent=2),
+        ]
+        return "\n".join(lines)
+
+    def record_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.item, indent=indent, sort_keys=True, default=_json_default, ensure_ascii=False)
+
+    def attributes(self) -> dict[str, Any]:
+        """Message attributes for subscription filter policies; empty values are left out."""
+        names = {"status": "status", "country": "recipientCountry", "appId": "appId", "serviceId": "serviceId"}
+        return {
+            attribute: {"DataType": "String", "StringValue": value}
+            for attribute, item_name in names.items()
+            if (value := self.text(item_name))
+        }
+
+    def entry(self, entry_id: str) -> PublishBatchRequestEntryTypeDef:
+        machine = self.record_json()
+        message = {"default": self.body(), "email": self.body()} | {p: machine for p in _JSON_PROTOCOLS}
+        return {
+            "Id": entry_id,
+            "Subject": self.subject(),
+            "Message": json.dumps(message, ensure_ascii=False),
+            "MessageStructure": "json",
+            "MessageAttributes": self.attributes(),  # type: ignore[typeddict-item]
+        }
+
+
+class AlertPublisher:
+    def __init__(self, client: SNSClient, topic_arn: str, *, entry_attempts: int = 3) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+        self._entry_attempts = entry_attempts
+
+    def publish(self, alerts: Sequence[Alert]) -> dict[str, str]:
+        """Publish in order, in batches of ten; return {key: why} for each alert not published.
+
+        Entries that fail inside a batch are sent again (up to ``entry_attempts`` in
+        all); after a batch with lasting failures the later batches are not sent.
+        """
+        failed: dict[str, str] = {}
+        for start in range(0, len(alerts), SNS_BATCH_SIZE):
+            batch = alerts[start : start + SNS_BATCH_SIZE]
+            if failed:
+                failed |= {alert.key: HELD_BACK for alert in batch}
+            else:
+                failed |= self._publish_batch(batch)
+        return failed
+
+    def _publish_batch(self, batch: Sequence[Alert]) -> dict[str, str]:
+        pending = {str(index): alert for index, alert in enumerate(batch)}
+        errors: dict[str, str] = {}
+        for _ in range(self._entry_attempts):
+            try:
+                answer = self._client.publish_batch(
+                    TopicArn=self._topic_arn,
+                    PublishBatchRequestEntries=[alert.entry(entry_id) for entry_id, alert in pending.items()],
+                )
+            except (ClientError, BotoCoreError) as error:
+                errors = {entry_id: f"PublishBatch failed: {error}" for entry_id in pending}
+                break
+            errors = {f["Id"]: f"{f.get('Code')}: {f.get('Message', '')}" for f in answer.get("Failed", [])}
+            pending = {entry_id: alert for entry_id, alert in pending.items() if entry_id in errors}
+            if not pending or any(f.get("SenderFault") for f in answer.get("Failed", [])):
+                break
+        return {pending[entry_id].key: why for entry_id, why in errors.items() if entry_id in pending}
+
+
+HELD_BACK = "held back: an earlier record of this batch failed, and the stream retries from there"
+
+
+def dispatch(records: Sequence[tuple[str, dict[str, Any] | None]], publisher: AlertPublisher) -> dict[str, str]:
+    """Alert on the failed SMS among stream records (key, new image), in stream order.
+
+    Returns {key: why} for the records to report as batch item failures. A stream
+    resumes from its first failed record, so every record after it is reported too.
+    """
+    alerts: list[Alert] = []
+    failed: dict[str, str] = {}
+    position = {key: index for index, (key, _) in enumerate(records)}
+    for key, image in records:
+        try:
+            alert = Alert.from_image(key, image or {})
+        except NotAnAlert as error:
+            failed[key] = str(error)
+            break
+        if alert is not None:
+            alerts.append(alert)
+    failed |= publisher.publish(alerts)
+    if not failed:
+        return {}
+    cutoff = min(position[key] for key in failed)
+    return {key: failed.get(key, HELD_BACK) for key, _ in records[cutoff:]}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set):
+        return sorted(value)
+    return str(value)

@@ -1,0 +1,44 @@
+"""Function settings, read from the Lambda environment when first asked for.
+
+Nothing reads the environment at import time, so tests (and the local stack) can
+set their own variables before the first call.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _FromEnvironment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls.model_validate(dict(os.environ))
+
+
+class WebhookSettings(_FromEnvironment):
+    table_name: str = Field(alias="TDR_TABLE_NAME", min_length=1)
+    app_id: str = Field(alias="CINNOX_APP_ID", min_length=1)
+    webhook_secret_arn: str = Field(alias="WEBHOOK_SECRET_ARN", min_length=1)
+    retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+    # The secret changes only on rotation; re-reading it every few minutes keeps
+    # Secrets Manager calls off the hot path while still picking up a rotation.
+    secret_max_age_seconds: int = Field(alias="WEBHOOK_SECRET_MAX_AGE", default=300, ge=0)
+
+
+class AlertSettings(_FromEnvironment):
+    topic_arn: str = Field(alias="ALERT_TOPIC_ARN", min_length=1)
+
+
+class SubscriptionSettings(_FromEnvironment):
+    request_timeout_seconds: float = Field(alias="CINNOX_REQUEST_TIMEOUT", default=10.0, gt=0)
+    max_attempts: int = Field(alias="CINNOX_MAX_ATTEMPTS", default=5, ge=1)
+    backoff_base_seconds: float = Field(alias="CINNOX_BACKOFF_BASE", default=0.5, ge=0)
+    backoff_cap_seconds: float = Field(alias="CINNOX_BACKOFF_CAP", default=8.0, ge=0)
+    # Time kept back from the Lambda timeout to answer CloudFormation, so a slow
+    # CINNOX never leaves the stack waiting an hour for a response.
+    response_margin_seconds: float = Field(alias="CFN_RESPONSE_MARGIN", default=5.0, ge=0)

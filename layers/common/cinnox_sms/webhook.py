@@ -1,0 +1,132 @@
+"""The webhook's domain logic: who may post, what a body must be, what is stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cinnox_sms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from cinnox_sms.model import Tdr, parse_inbound
+
+if TYPE_CHECKING:
+    from cinnox_sms.store import TdrStore
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tdr: Tdr | None
+    challenge: str | None
+    duplicate: bool = False
+
+    def result(self) -> dict[str, Any]:
+        """The ``result`` object of the 200 answer."""
+        result: dict[str, Any] = {}
+        if self.tdr is not None:
+            result |= {
+                "transactionId": self.tdr.transactionid,
+                "status": self.tdr.status.value,
+                "duplicate": self.duplicate,
+            }
+        if self.challenge is not None:
+            result["challenge"] = self.challenge
+        return result
+
+
+class WebhookService:
+    """Receives one POST: checks the secret path, parses, stores."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        webhook_secret: Callable[[], str],
+        store: TdrStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._app_id = app_id
+        self._webhook_secret = webhook_secret
+        self._store = store
+        self._clock = clock
+
+    def authorise(self, raw_path: str) -> None:
+        """The secret is the last path segment; anything else is answered as not found."""
+        segment = raw_path.rstrip("\n").rsplit("/", 1)[-1]
+        if not hmac.compare_digest(segment.encode(), self._webhook_secret().encode()):
+            raise NotFound("not found")
+
+    def receive(self, raw_path: str, body: str | None, is_base64_encoded: bool) -> Receipt:
+        self.authorise(raw_path)
+        text = decode_body(body, is_base64_encoded)
+        inbound = parse_inbound(parse_json(text))
+        if inbound.tdr is None:
+            return Receipt(tdr=None, challenge=inbound.challenge)
+        if inbound.tdr.appid != self._app_id:
+            raise Forbidden("AppID does not match the app this webhook was subscribed for")
+        stored = self._store.put(inbound.tdr, text, self._clock())
+        return Receipt(tdr=inbound.tdr, challenge=inbound.challenge, duplicate=not stored)
+
+
+def decode_body(body: str | None, is_base64_encoded: bool) -> str:
+    """The request body as text; API Gateway base64-encodes bodies it deems binary."""
+    if not body:
+        raise BadRequest("the body is empty; a JSON object is expected")
+    if is_base64_encoded:
+        # Refuse before decoding what cannot fit anyway.
+        if len(body) > (MAX_BODY_BYTES // 3 + 1) * 4:
+            raise _too_large()
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("the body is marked base64-encoded but is not valid base64") from None
+    else:
+        if len(body) > MAX_BODY_BYTES:
+            raise _too_large()
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise _too_large()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text; a JSON object is expected") from None
+
+
+def parse_json(text: str) -> Any:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    if _depth(value) > MAX_DEPTH:
+        raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
