@@ -44,7 +44,9 @@ def webhook_service() -> WebhookService:
 def receive() -> Response[str]:
     event = app.current_event
     receipt = webhook_service().receive(event.raw_path, event.body, event.is_base64_encoded)
-    if receipt.tdr is not None:
+    if receipt.tdr is None:
+        logger.info("challenge answered")
+    else:
         logger.info(
             "TDR received",
             transaction_id=receipt.tdr.transactionid,

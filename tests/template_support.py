@@ -1,0 +1,134 @@
+"""Reads template.yaml, so tests take names and shapes from it instead of repeating them."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+PSEUDO = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "cinnox-sms",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt, ...)."""
+
+
+def _short_form(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {key: value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_form)
+
+
+@dataclass(frozen=True)
+class Template:
+    body: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path = TEMPLATE) -> Template:
+        return cls(yaml.load(path.read_text(), Loader=_CfnLoader))  # noqa: S506 - SafeLoader subclass
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        resource: dict[str, Any] = self.body["Resources"][logical_id]
+        return resource
+
+    def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: r for name, r in self.body["Resources"].items() if r["Type"] == resource_type}
+
+    def parameter_defaults(self) -> dict[str, str]:
+        return {name: str(p["Default"]) for name, p in self.body["Parameters"].items() if "Default" in p}
+
+    def function(self, logical_id: str) -> dict[str, Any]:
+        """A function's properties with the template's Globals applied."""
+        merged = dict(self.body.get("Globals", {}).get("Function", {}))
+        properties = dict(self.resource(logical_id)["Properties"])
+        global_env = merged.get("Environment", {}).get("Variables", {})
+        own_env = properties.get("Environment", {}).get("Variables", {})
+        merged.update(properties)
+        merged["Environment"] = {"Variables": {**global_env, **own_env}}
+        return merged
+
+    def environment(self, logical_id: str, refs: dict[str, str], attrs: dict[str, str]) -> dict[str, str]:
+        variables = self.function(logical_id)["Environment"]["Variables"]
+        return {name: str(resolve(value, refs, attrs)) for name, value in variables.items()}
+
+    def properties(self, logical_id: str, refs: dict[str, str], attrs: dict[str, str]) -> dict[str, Any]:
+        resolved: dict[str, Any] = resolve(self.resource(logical_id)["Properties"], refs, attrs)
+        return resolved
+
+    def table_definition(self, logical_id: str, table_name: str) -> dict[str, Any]:
+        """CreateTable arguments from the table's KeySchema, attributes, billing and stream."""
+        properties = self.resource(logical_id)["Properties"]
+        return {
+            "TableName": table_name,
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "BillingMode": properties["BillingMode"],
+            "StreamSpecification": {"StreamEnabled": True, **properties["StreamSpecification"]},
+        }
+
+    def topic_attributes(self, logical_id: str) -> dict[str, str]:
+        properties = self.resource(logical_id)["Properties"]
+        return {"KmsMasterKeyId": properties["KmsMasterKeyId"], "DisplayName": properties["DisplayName"]}
+
+
+def resolve(value: Any, refs: dict[str, str], attrs: dict[str, str]) -> Any:
+    """Resolve Ref, GetAtt and Sub against known values (parameters, resources, pseudo)."""
+    known = {**PSEUDO, **refs}
+    if isinstance(value, list):
+        return [resolve(v, refs, attrs) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return known[value["Ref"]]
+    if set(value) == {"Fn::GetAtt"}:
+        return attrs[".".join(value["Fn::GetAtt"])]
+    if set(value) == {"Fn::Sub"}:
+        text = value["Fn::Sub"]
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return known[name] if name in known else attrs[name]
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, text)
+    return {k: resolve(v, refs, attrs) for k, v in value.items()}
+
+
+def load_function_module(template: Template, logical_id: str) -> ModuleType:
+    """Import a function's handler module from its CodeUri, as Lambda would, under a unique name."""
+    function = template.function(logical_id)
+    module_name, _, _ = function["Handler"].rpartition(".")
+    path = ROOT / function["CodeUri"] / f"{module_name.replace('.', '/')}.py"
+    name = f"{logical_id}_{module_name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

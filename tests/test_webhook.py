@@ -1,0 +1,281 @@
+"""The webhook function, through its real handler, against moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from conftest import APP_ID, LambdaContext, LogLines, Post, Stack, http_event, stream_records, table_items, tdr
+
+
+def test_challenge_is_echoed_and_nothing_is_stored(post: Post, stack: Stack) -> None:
+    # Given CINNOX verifying the URL
+    # When it posts a challenge
+    answer = post({"challenge": "c-123"})
+    # Then the challenge comes back in result, and the table stays empty
+    assert (answer.status, answer.body) == (200, {"code": 0, "result": {"challenge": "c-123"}})
+    assert table_items(stack) == []
+
+
+def test_tdr_is_stored_with_parsed_fields_raw_body_and_ttl(post: Post, stack: Stack) -> None:
+    # Given a TDR with an extra field CINNOX may add one day
+    body = tdr(Status="Delivered", Extra={"carrier": "hk-1"})
+    before = time.time()
+    # When it is posted
+    answer = post(body)
+    # Then it is stored once, with its fields, raw body, time received and expiry
+    assert answer.status == 200
+    assert answer.body == {
+        "code": 0,
+        "result": {"transactionId": body["TransactionID"], "status": "Delivered", "duplicate": False},
+    }
+    [item] = table_items(stack)
+    assert item["transactionId"] == {"S": body["TransactionID"]}
+    assert item["status"] == {"S": "Delivered"}
+    assert item["appId"] == {"S": APP_ID}
+    assert item["serviceId"] == {"S": "svc-sms-01"}
+    assert item["recipientNumber"] == {"S": "85298765432"}
+    assert item["recipientCountry"] == {"S": "HK"}
+    assert item["type"] == {"S": "tdr"}
+    assert "responseCode" not in item and "exception" not in item  # blank means none
+    assert json.loads(item["raw"]["S"]) == body
+    retention = int(stack.refs["TdrRetentionDays"]) * 86400
+    assert before + retention - 5 <= int(item["expiresAt"]["N"]) <= time.time() + retention + 5
+    assert item["receivedAt"]["S"].endswith("+00:00")
+
+
+def test_repeated_tdr_is_answered_200_without_a_new_item_or_stream_record(post: Post, stack: Stack) -> None:
+    # Given a TDR already stored
+    body = tdr(Status="Undelivered", ResponseCode="400", Exception="sms deliver failed")
+    assert post(body).body["result"]["duplicate"] is False
+    # When the very same TDR comes again
+    answer = post(body)
+    # Then it is acknowledged as a duplicate, and neither table nor stream grows
+    assert answer.status == 200
+    assert answer.body["result"] == {"transactionId": body["TransactionID"], "status": "Undelivered",
+                                     "duplicate": True}
+    assert len(table_items(stack)) == 1
+    assert len(stream_records(stack)) == 1
+
+
+def test_each_status_of_one_sms_is_its_own_item(post: Post, stack: Stack) -> None:
+    # Given one SMS whose terminal status arrives before Submitted
+    body = tdr()
+    # When both TDRs arrive
+    post({**body, "Status": "Rejected", "ResponseCode": 400, "Exception": "sms send failed"})
+    post(body)
+    # Then both are stored under the same TransactionID
+    assert sorted(i["status"]["S"] for i in table_items(stack)) == ["Rejected", "Submitted"]
+    rejected = next(i for i in table_items(stack) if i["status"]["S"] == "Rejected")
+    assert rejected["responseCode"] == {"S": "400"}
+
+
+def test_tdr_that_also_carries_a_challenge_is_stored_and_the_challenge_echoed(post: Post, stack: Stack) -> None:
+    body = tdr(challenge="c-9")
+    answer = post(body)
+    assert answer.status == 200
+    assert answer.body["result"]["challenge"] == "c-9"
+    assert answer.body["result"]["transactionId"] == body["TransactionID"]
+    assert len(table_items(stack)) == 1
+
+
+def test_wrapped_camel_case_body_is_accepted(post: Post, stack: Stack) -> None:
+    # Given the shape CINNOX's other events use: camelCase inside "message"
+    body = {"message": {"type": "TDR", "appId": APP_ID, "transactionId": "txn-wrapped", "status": "rejected",
+                        "recipientNumber": "+85298765432", "recipientCountry": "hk"}}
+    answer = post(body)
+    assert answer.status == 200
+    [item] = table_items(stack)
+    assert item["status"] == {"S": "Rejected"}  # canonical spelling
+    assert item["recipientNumber"] == {"S": "+85298765432"}
+    assert item["recipientCountry"] == {"S": "HK"}
+    assert json.loads(item["raw"]["S"]) == body
+
+
+def test_base64_encoded_body_without_content_type_is_decoded(post: Post, stack: Stack) -> None:
+    # Given API Gateway's base64 encoding of a body sent with no Content-Type
+    body = tdr()
+    answer = post(json.dumps(body).encode(), raw=True)
+    assert answer.status == 200
+    assert len(table_items(stack)) == 1
+
+
+def test_event_without_path_parameters_uses_the_raw_path(post: Post, stack: Stack) -> None:
+    # Given a $default route or a sam local event: no pathParameters
+    answer = post(tdr(), path_parameters=False)
+    assert answer.status == 200
+
+
+def test_stage_prefix_in_the_raw_path_is_fine(post: Post, stack: Stack) -> None:
+    answer = post(tdr(), path=f"/prod/tdr/{stack.webhook_secret}")
+    assert answer.status == 200
+
+
+@pytest.mark.parametrize("body", [{"challenge": "c-1"}, None])
+@pytest.mark.parametrize("segment", ["wrong-secret", "", "tdr"])
+def test_wrong_secret_segment_is_not_found_and_touches_nothing(
+    post: Post, stack: Stack, segment: str, body: dict[str, Any] | None
+) -> None:
+    # Given a request that does not end with the webhook secret
+    # When it is a challenge or a valid TDR
+    answer = post(body or tdr(), path=f"/tdr/{segment}")
+    # Then it is answered 404 and nothing is stored
+    assert (answer.status, answer.body) == (404, {"code": 404, "message": "not found"})
+    assert table_items(stack) == []
+
+
+def test_secret_prefix_or_longer_value_is_not_accepted(post: Post, stack: Stack) -> None:
+    for segment in (stack.webhook_secret[:-1], stack.webhook_secret + "x", stack.webhook_secret.upper()):
+        assert post(tdr(), path=f"/tdr/{segment}").status == 404
+    assert table_items(stack) == []
+
+
+def test_other_app_id_is_forbidden(post: Post, stack: Stack) -> None:
+    answer = post(tdr(AppID="someone-else"))
+    assert answer.status == 403
+    assert "AppID" in answer.body["message"]
+    assert table_items(stack) == []
+
+
+def test_body_over_64_kib_is_refused_with_413(post: Post, stack: Stack) -> None:
+    answer = post(tdr(Padding="x" * 65536))
+    assert answer.status == 413
+    assert answer.body["code"] == 413
+    answer = post(b"{" + b" " * 70000 + b"}", raw=True)
+    assert answer.status == 413
+    assert table_items(stack) == []
+
+
+def test_non_post_method_is_not_found(webhook: ModuleType, stack: Stack, context: LambdaContext) -> None:
+    response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", "{}", method="GET"), context)
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["code"] == 404
+
+
+BAD_REQUESTS = [
+    ("not JSON", "{not json", 400, "not valid JSON"),
+    ("empty body", "", 400, "empty"),
+    ("JSON array", "[1, 2]", 400, "must be a JSON object, not an array"),
+    ("JSON string", '"tdr"', 400, "must be a JSON object, not a string"),
+    ("JSON null", "null", 400, "must be a JSON object, not null"),
+    ("NaN constant", '{"TransactionID": NaN}', 400, "not valid JSON"),
+    ("nesting too deep", '{"a":' * 40 + "1" + "}" * 40, 400, "nested too deeply"),
+    ("recursion bomb", "[" * 50000 + "]" * 50000, 413, "larger than"),
+    ("deep within size", "[" * 30000 + "]" * 30000, 400, "nested too deeply"),
+    ("missing TransactionID", json.dumps(tdr(TransactionID=...)), 400, "TransactionID is required"),
+    ("missing Status", json.dumps(tdr(Status=...)), 400, "Status is required"),
+    ("missing AppID", json.dumps(tdr(AppID=...)), 400, "AppID is required"),
+    ("unknown Status", json.dumps(tdr(Status="Queued")), 400, "Status: must be one of"),
+    ("Status not a string", json.dumps(tdr(Status=3)), 400, "Status: must be a string"),
+    ("TransactionID a number", json.dumps(tdr(TransactionID=42)), 400, "TransactionID: input should be"),
+    ("TransactionID empty", json.dumps(tdr(TransactionID="")), 400, "TransactionID: string should have at least"),
+    ("TransactionID too long", json.dumps(tdr(TransactionID="t" * 257)), 400, "at most 256"),
+    ("wrong Type", json.dumps(tdr(Type="cdr")), 400, 'Type: must be "tdr"'),
+    ("RecipientNumber letters", json.dumps(tdr(RecipientNumber="85a")), 400, "RecipientNumber: must be digits"),
+    ("RecipientNumber negative", json.dumps(tdr(RecipientNumber=-5)), 400, "RecipientNumber: must be digits"),
+    ("RecipientNumber float", json.dumps(tdr(RecipientNumber=852.5)), 400, "RecipientNumber: must be digits"),
+    ("RecipientNumber boolean", json.dumps(tdr(RecipientNumber=True)), 400, "RecipientNumber: must be digits"),
+    ("RecipientCountry 3 letters", json.dumps(tdr(RecipientCountry="HKG")), 400, "two-letter"),
+    ("ResponseCode object", json.dumps(tdr(ResponseCode={"a": 1})), 400, "ResponseCode: input should be"),
+    ("Exception number", json.dumps(tdr(Exception=5)), 400, "Exception: input should be"),
+    ("ServiceID list", json.dumps(tdr(ServiceID=["a"])), 400, "ServiceID: input should be"),
+    ("field twice in two cases", json.dumps({**tdr(), "status": "Delivered"}), 400, "more than once"),
+    ("challenge not a string", '{"challenge": 5}', 400, "challenge must be a string"),
+    ("invalid base64", "@@@", 400, "not valid base64"),
+    ("not UTF-8", "/w==", 400, "not UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "status", "message"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
+    post: Post, stack: Stack, name: str, body: str, status: int, message: str
+) -> None:
+    # Given a malformed request at the right URL
+    base64_encoded = name in ("invalid base64", "not UTF-8")
+    # When it is posted
+    answer = post(body, raw=True, base64_encoded=base64_encoded)
+    # Then it gets a 4xx with a message in words, and nothing is stored
+    assert answer.status == status
+    assert answer.body["code"] == status
+    assert message in answer.body["message"]
+    assert table_items(stack) == []
+
+
+def test_storage_failure_is_a_503_logged_with_the_transaction_id(
+    webhook: ModuleType, stack: Stack, context: LambdaContext, logs: LogLines
+) -> None:
+    # Given DynamoDB throttling the write even after the SDK's retries
+    service = webhook.webhook_service()
+    client = service._store._client
+    body = tdr(Status="Rejected")
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ProvisionedThroughputExceededException", http_status_code=400)
+        # When the TDR arrives
+        response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(body)), context)
+    # Then the sender is told to retry, and the error names the TransactionID
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["code"] == 503
+    errors = [record for record in logs.records() if record["level"] == "ERROR"]
+    assert [e["transaction_id"] for e in errors] == [body["TransactionID"]]
+
+
+def test_missing_table_is_a_503(post: Post, stack: Stack) -> None:
+    boto3.client("dynamodb").delete_table(TableName=stack.table_name)
+    assert post(tdr()).status == 503
+
+
+def test_unreachable_dynamodb_is_a_503(
+    webhook: ModuleType, stack: Stack, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB's endpoint refusing connections (nothing listens on port 9)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    webhook.webhook_service.cache_clear()
+    response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(tdr())), context)
+    assert response["statusCode"] == 503
+
+
+def test_unreadable_webhook_secret_is_a_503(post: Post, stack: Stack) -> None:
+    boto3.client("secretsmanager").delete_secret(SecretId=stack.refs["WebhookSecret"], ForceDeleteWithoutRecovery=True)
+    answer = post(tdr())
+    assert answer.status == 503
+    assert table_items(stack) == []
+
+
+def test_secret_never_reaches_the_logs(
+    post: Post, stack: Stack, logs: LogLines, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given requests of every kind, good and bad, some at the secret URL
+    post(tdr())
+    post({"challenge": "x"})
+    post("{bad", raw=True)
+    post(tdr(AppID="other"))
+    post(tdr(), path="/tdr/wrong")
+    # Then no log line carries the secret
+    printed = capsys.readouterr()
+    assert len(logs.records()) == 5  # the handler did log, once per request
+    assert stack.webhook_secret not in logs.getvalue() + printed.out + printed.err
+
+
+def test_events_folder_files_are_accepted_by_the_handler(
+    webhook: ModuleType, stack: Stack, context: LambdaContext
+) -> None:
+    # Given the events/ files that sam local invoke -e uses, at the secret the stack made
+    from template_support import ROOT
+
+    expected = json.loads((ROOT / "events" / "expected.json").read_text())
+    for name, status in expected["webhook"].items():
+        event = json.loads((ROOT / "events" / name).read_text())
+        event["rawPath"] = event["rawPath"].replace("REPLACE-WITH-WEBHOOK-SECRET", stack.webhook_secret)
+        if event.get("isBase64Encoded"):
+            raw = base64.b64decode(event["body"])
+            assert raw
+        # When each is invoked, Then it gets the answer the file is meant for
+        response = webhook.lambda_handler(event, context)
+        assert response["statusCode"] == status, name
