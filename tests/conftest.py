@@ -22,7 +22,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from template_support import REGION, Template, load_function_module
+from template_support import REGION, ROOT, Template, load_function_module
 
 APP_ID = "app-0f3c9d"
 
@@ -33,6 +33,12 @@ APP_ID = "app-0f3c9d"
 @pytest.fixture(scope="session")
 def template() -> Template:
     return Template.load()
+
+
+@pytest.fixture(scope="session")
+def template_events() -> dict[str, dict[str, Any]]:
+    """The events/ files, as sam local invoke -e reads them."""
+    return {path.name: json.loads(path.read_text()) for path in sorted((ROOT / "events").glob("*.json"))}
 
 
 # --- AWS, in moto ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -132,3 +133,22 @@ def load_function_module(template: Template, logical_id: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def matches_filter(pattern: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether an event source mapping filter pattern (exact-value form) keeps a record."""
+    for key, expected in pattern.items():
+        if key not in record:
+            return False
+        actual = record[key]
+        if isinstance(expected, dict):
+            if not isinstance(actual, dict) or not matches_filter(expected, actual):
+                return False
+        elif actual not in expected:
+            return False
+    return True
+
+
+def stream_filters(template: Template, function: str, event: str) -> list[dict[str, Any]]:
+    properties = template.resource(function)["Properties"]["Events"][event]["Properties"]
+    return [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]

@@ -1,0 +1,180 @@
+"""The alert function, fed the table's real stream records through the template's filter."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.stub import Stubber
+
+from conftest import APP_ID, LambdaContext, Post, Stack, stream_records, tdr
+from template_support import Template, matches_filter, stream_filters
+
+Inbox = Any
+
+
+def filtered_batch(template: Template, stack: Stack) -> dict[str, Any]:
+    """What Lambda hands the alert function: stream records its FilterCriteria keeps."""
+    filters = stream_filters(template, "AlertFunction", "TdrStream")
+    records = [r for r in stream_records(stack) if any(matches_filter(f, r) for f in filters)]
+    return {"Records": records}
+
+
+def failed_sms(post: Post, count: int, status: str = "Undelivered") -> list[dict[str, Any]]:
+    bodies = [tdr(Status=status, ResponseCode="400", Exception="sms deliver failed", RecipientCountry="VE",
+                  RecipientNumber=5812345000 + i) for i in range(count)]
+    for body in bodies:
+        assert post(body).status == 200
+    return bodies
+
+
+def test_only_new_failures_pass_the_filter_and_each_alerts_once(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    # Given a day's TDRs: every status, a repeat, and the terminal before Submitted
+    undelivered = tdr(Status="Undelivered", ResponseCode="400", Exception="sms deliver failed")
+    rejected = tdr(Status="Rejected", ResponseCode=400, Exception="sms send failed", RecipientCountry="VE")
+    for body in (tdr(), tdr(Status="Delivered"), undelivered, undelivered, rejected,
+                 {**rejected, "Status": "Submitted", "ResponseCode": ""}):
+        assert post(body).status == 200
+    # When the stream's filtered batch reaches the alert function
+    batch = filtered_batch(template, stack)
+    assert len(batch["Records"]) == 2
+    answer = alert.lambda_handler(batch, context)
+    # Then each failure produced exactly one SNS message, and nothing is reported failed
+    assert answer == {"batchItemFailures": []}
+    messages = alert_inbox()
+    assert sorted(m["MessageAttributes"]["status"]["Value"] for m in messages) == ["Rejected", "Undelivered"]
+    by_status = {m["MessageAttributes"]["status"]["Value"]: m for m in messages}
+    message = by_status["Rejected"]
+    assert message["Subject"] == f"SMS Rejected to +85298765432 (VE): {rejected['TransactionID']}"
+    record = json.loads(message["Message"])  # SQS gets the JSON form of the alert
+    assert record["transactionId"] == rejected["TransactionID"]
+    assert record["exception"] == "sms send failed"
+    assert json.loads(record["raw"]) == rejected
+    assert {k: v["Value"] for k, v in message["MessageAttributes"].items()} == {
+        "status": "Rejected", "country": "VE", "appId": APP_ID, "serviceId": "svc-sms-01"}
+
+
+def test_email_body_is_readable(alert: ModuleType, post: Post, stack: Stack, template: Template,
+                                context: LambdaContext) -> None:
+    [body] = failed_sms(post, 1)
+    captured: list[dict[str, Any]] = []
+    client = alert.alert_publisher()._client
+    client.meta.events.register("provide-client-params.sns.PublishBatch",
+                                lambda params, **_: captured.append(params))
+    alert.lambda_handler(filtered_batch(template, stack), context)
+    [entry] = captured[0]["PublishBatchRequestEntries"]
+    assert entry["MessageStructure"] == "json"
+    email = json.loads(entry["Message"])["email"]
+    assert "was undelivered" in email
+    assert f"Transaction ID:  {body['TransactionID']}" in email
+    assert "Recipient:       +5812345000" in email
+    assert "Country:         VE" in email
+    assert "Exception:       sms deliver failed" in email
+    assert "Received:        20" in email
+
+
+def test_alerts_go_out_ten_to_a_publish_batch(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    # Given 25 failed SMS in one batch
+    failed_sms(post, 25)
+    calls: list[int] = []
+    client = alert.alert_publisher()._client
+    client.meta.events.register("provide-client-params.sns.PublishBatch",
+                                lambda params, **_: calls.append(len(params["PublishBatchRequestEntries"])))
+    # When the batch is processed
+    assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
+    # Then three calls carried 10, 10 and 5 alerts, and 25 messages arrived
+    assert calls == [10, 10, 5]
+    assert len(alert_inbox()) == 25
+
+
+def _entries_failed(ids: list[str]) -> dict[str, Any]:
+    return {"Successful": [], "Failed": [{"Id": i, "Code": "InternalError", "Message": "try again",
+                                          "SenderFault": False} for i in ids]}
+
+
+def test_lasting_partial_failure_reports_that_record_and_those_after_it(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, context: LambdaContext
+) -> None:
+    # Given SNS failing the 4th entry of the first batch on every attempt
+    failed_sms(post, 12)
+    batch = filtered_batch(template, stack)
+    keys = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+    client = alert.alert_publisher()._client
+    with Stubber(client) as stub:
+        stub.add_response("publish_batch", {"Successful": [{"Id": str(i), "MessageId": f"m{i}"} for i in range(10)
+                                                           if i != 3], **_entries_failed(["3"])})
+        stub.add_response("publish_batch", _entries_failed(["3"]))
+        stub.add_response("publish_batch", _entries_failed(["3"]))
+        answer = alert.lambda_handler(batch, context)
+        stub.assert_no_pending_responses()
+    # Then the stream will retry from that record; the three before it are done
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == keys[3:]
+
+
+def test_entry_failing_once_is_sent_again_and_nothing_is_reported(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, context: LambdaContext
+) -> None:
+    # Given SNS failing one entry once
+    failed_sms(post, 3)
+    client = alert.alert_publisher()._client
+    sent: list[list[str]] = []
+    client.meta.events.register("provide-client-params.sns.PublishBatch",
+                                lambda params, **_: sent.append([e["Id"] for e in params["PublishBatchRequestEntries"]]))
+    with Stubber(client) as stub:
+        stub.add_response("publish_batch", {"Successful": [{"Id": "0", "MessageId": "m0"},
+                                                           {"Id": "2", "MessageId": "m2"}], **_entries_failed(["1"])})
+        stub.add_response("publish_batch", {"Successful": [{"Id": "1", "MessageId": "m1"}], "Failed": []})
+        answer = alert.lambda_handler(filtered_batch(template, stack), context)
+    # Then only that entry is sent again, and the batch succeeds
+    assert sent == [["0", "1", "2"], ["1"]]
+    assert answer == {"batchItemFailures": []}
+
+
+def test_whole_call_error_fails_the_batch_so_lambda_retries_it(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, context: LambdaContext
+) -> None:
+    failed_sms(post, 2)
+    client = alert.alert_publisher()._client
+    with Stubber(client) as stub:
+        stub.add_client_error("publish_batch", "KMSThrottlingException", http_status_code=400)
+        with pytest.raises(BatchProcessingError):
+            alert.lambda_handler(filtered_batch(template, stack), context)
+
+
+def test_record_without_an_image_fails_from_there_on(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    # Given a batch whose second record is malformed
+    failed_sms(post, 3)
+    batch = filtered_batch(template, stack)
+    del batch["Records"][1]["dynamodb"]["NewImage"]
+    keys = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+    answer = alert.lambda_handler(batch, context)
+    # Then the first alert went out, and the stream will retry from the bad record
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == keys[1:]
+    assert len(alert_inbox()) == 1
+
+
+def test_a_non_failure_record_is_skipped_without_alert(
+    alert: ModuleType, post: Post, stack: Stack, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    # Given a record the filter should have kept away
+    post(tdr(Status="Delivered"))
+    answer = alert.lambda_handler({"Records": stream_records(stack)}, context)
+    assert answer == {"batchItemFailures": []}
+    assert alert_inbox() == []
+
+
+def test_events_folder_stream_batch_is_processed(
+    alert: ModuleType, template_events: dict[str, dict[str, Any]], alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    answer = alert.lambda_handler(template_events["alert-stream-batch.json"], context)
+    assert answer == {"batchItemFailures": []}
+    assert len(alert_inbox()) == len(template_events["alert-stream-batch.json"]["Records"])
