@@ -82,9 +82,7 @@ class Stack:
 def stack(aws: None, template: Template) -> Stack:
     """TdrTable, AlertTopic, AlertFailureQueue and WebhookSecret, shaped as the template declares."""
     stack = Stack(template)
-    stack.refs.update(
-        CinnoxAppId=APP_ID, CinnoxBaseUrl="http://127.0.0.1:9", CinnoxAppTokenSecret="cinnox/app-token"
-    )
+    stack.refs.update(CinnoxAppId=APP_ID, CinnoxBaseUrl="http://127.0.0.1:9", CinnoxAppTokenSecret="cinnox/app-token")
     for name, value in template.parameter_defaults().items():
         stack.refs.setdefault(name, value)
 
@@ -191,16 +189,12 @@ def _function(
 
 
 @pytest.fixture
-def webhook(
-    template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
-) -> Iterator[ModuleType]:
+def webhook(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "WebhookFunction")
 
 
 @pytest.fixture
-def alert(
-    template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
-) -> Iterator[ModuleType]:
+def alert(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "AlertFunction")
 
 
@@ -240,8 +234,13 @@ def http_event(
             "accountId": "123456789012",
             "apiId": "localapi",
             "domainName": "localapi.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9",
-                     "userAgent": "cinnox"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+                "userAgent": "cinnox",
+            },
             "requestId": "req-" + secrets.token_hex(4),
             "routeKey": "POST /tdr/{secret}",
             "stage": "$default",
@@ -288,8 +287,9 @@ def post(webhook: ModuleType, stack: Stack, context: LambdaContext) -> Post:
 
     def send(body: Any, *, path: str | None = None, raw: bool = False, **options: Any) -> Answer:
         payload = body if raw else json.dumps(body)
-        response = webhook.lambda_handler(http_event(path or f"/tdr/{stack.webhook_secret}", payload, **options),
-                                          context)
+        response = webhook.lambda_handler(
+            http_event(path or f"/tdr/{stack.webhook_secret}", payload, **options), context
+        )
         return Answer(response["statusCode"], json.loads(response["body"]))
 
     return send
@@ -329,8 +329,7 @@ class _Server:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.httpd.server_port}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -434,8 +433,10 @@ class FakeCinnox:
             return 404, {"code": 6450001, "message": "method or URL not found"}
         if authorization != f"Bearer {self.token}":
             return 400, {"code": 6451000, "message": "wrong request parameter: invalid AppToken"}
-        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool) or not isinstance(
-            body.get("url"), str
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("enabled"), bool)
+            or not isinstance(body.get("url"), str)
         ):
             return 400, {"code": 6451000, "message": "wrong request parameter: enabled and url are required"}
         if body["enabled"] and not self.verify(body["url"]):
@@ -509,8 +510,9 @@ def cloudformation() -> Iterator[CloudFormationEndpoint]:
 
 
 @pytest.fixture
-def custom_resource_event(stack: Stack, template: Template, cloudformation: CloudFormationEndpoint,
-                          webhook_server: str) -> Callable[..., dict[str, Any]]:
+def custom_resource_event(
+    stack: Stack, template: Template, cloudformation: CloudFormationEndpoint, webhook_server: str
+) -> Callable[..., dict[str, Any]]:
     """A CloudFormation custom resource event built from the template's own Properties."""
 
     def build(request_type: str = "Create", **overrides: Any) -> dict[str, Any]:

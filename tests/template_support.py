@@ -128,7 +128,8 @@ def load_function_module(template: Template, logical_id: str) -> ModuleType:
     path = ROOT / function["CodeUri"] / f"{module_name.replace('.', '/')}.py"
     name = f"{logical_id}_{module_name}"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

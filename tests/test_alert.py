@@ -24,8 +24,16 @@ def filtered_batch(template: Template, stack: Stack) -> dict[str, Any]:
 
 
 def failed_sms(post: Post, count: int, status: str = "Undelivered") -> list[dict[str, Any]]:
-    bodies = [tdr(Status=status, ResponseCode="400", Exception="sms deliver failed", RecipientCountry="VE",
-                  RecipientNumber=5812345000 + i) for i in range(count)]
+    bodies = [
+        tdr(
+            Status=status,
+            ResponseCode="400",
+            Exception="sms deliver failed",
+            RecipientCountry="VE",
+            RecipientNumber=5812345000 + i,
+        )
+        for i in range(count)
+    ]
     for body in bodies:
         assert post(body).status == 200
     return bodies
@@ -37,8 +45,14 @@ def test_only_new_failures_pass_the_filter_and_each_alerts_once(
     # Given a day's TDRs: every status, a repeat, and the terminal before Submitted
     undelivered = tdr(Status="Undelivered", ResponseCode="400", Exception="sms deliver failed")
     rejected = tdr(Status="Rejected", ResponseCode=400, Exception="sms send failed", RecipientCountry="VE")
-    for body in (tdr(), tdr(Status="Delivered"), undelivered, undelivered, rejected,
-                 {**rejected, "Status": "Submitted", "ResponseCode": ""}):
+    for body in (
+        tdr(),
+        tdr(Status="Delivered"),
+        undelivered,
+        undelivered,
+        rejected,
+        {**rejected, "Status": "Submitted", "ResponseCode": ""},
+    ):
         assert post(body).status == 200
     # When the stream's filtered batch reaches the alert function
     batch = filtered_batch(template, stack)
@@ -56,16 +70,20 @@ def test_only_new_failures_pass_the_filter_and_each_alerts_once(
     assert record["exception"] == "sms send failed"
     assert json.loads(record["raw"]) == rejected
     assert {k: v["Value"] for k, v in message["MessageAttributes"].items()} == {
-        "status": "Rejected", "country": "VE", "appId": APP_ID, "serviceId": "svc-sms-01"}
+        "status": "Rejected",
+        "country": "VE",
+        "appId": APP_ID,
+        "serviceId": "svc-sms-01",
+    }
 
 
-def test_email_body_is_readable(alert: ModuleType, post: Post, stack: Stack, template: Template,
-                                context: LambdaContext) -> None:
+def test_email_body_is_readable(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, context: LambdaContext
+) -> None:
     [body] = failed_sms(post, 1)
     captured: list[dict[str, Any]] = []
     client = alert.alert_publisher()._client
-    client.meta.events.register("provide-client-params.sns.PublishBatch",
-                                lambda params, **_: captured.append(params))
+    client.meta.events.register("provide-client-params.sns.PublishBatch", lambda params, **_: captured.append(params))
     alert.lambda_handler(filtered_batch(template, stack), context)
     [entry] = captured[0]["PublishBatchRequestEntries"]
     assert entry["MessageStructure"] == "json"
@@ -85,8 +103,10 @@ def test_alerts_go_out_ten_to_a_publish_batch(
     failed_sms(post, 25)
     calls: list[int] = []
     client = alert.alert_publisher()._client
-    client.meta.events.register("provide-client-params.sns.PublishBatch",
-                                lambda params, **_: calls.append(len(params["PublishBatchRequestEntries"])))
+    client.meta.events.register(
+        "provide-client-params.sns.PublishBatch",
+        lambda params, **_: calls.append(len(params["PublishBatchRequestEntries"])),
+    )
     # When the batch is processed
     assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
     # Then three calls carried 10, 10 and 5 alerts, and 25 messages arrived
@@ -95,8 +115,10 @@ def test_alerts_go_out_ten_to_a_publish_batch(
 
 
 def _entries_failed(ids: list[str]) -> dict[str, Any]:
-    return {"Successful": [], "Failed": [{"Id": i, "Code": "InternalError", "Message": "try again",
-                                          "SenderFault": False} for i in ids]}
+    return {
+        "Successful": [],
+        "Failed": [{"Id": i, "Code": "InternalError", "Message": "try again", "SenderFault": False} for i in ids],
+    }
 
 
 def test_lasting_partial_failure_reports_that_record_and_those_after_it(
@@ -108,8 +130,13 @@ def test_lasting_partial_failure_reports_that_record_and_those_after_it(
     keys = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
     client = alert.alert_publisher()._client
     with Stubber(client) as stub:
-        stub.add_response("publish_batch", {"Successful": [{"Id": str(i), "MessageId": f"m{i}"} for i in range(10)
-                                                           if i != 3], **_entries_failed(["3"])})
+        stub.add_response(
+            "publish_batch",
+            {
+                "Successful": [{"Id": str(i), "MessageId": f"m{i}"} for i in range(10) if i != 3],
+                **_entries_failed(["3"]),
+            },
+        )
         stub.add_response("publish_batch", _entries_failed(["3"]))
         stub.add_response("publish_batch", _entries_failed(["3"]))
         answer = alert.lambda_handler(batch, context)
@@ -125,11 +152,15 @@ def test_entry_failing_once_is_sent_again_and_nothing_is_reported(
     failed_sms(post, 3)
     client = alert.alert_publisher()._client
     sent: list[list[str]] = []
-    client.meta.events.register("provide-client-params.sns.PublishBatch",
-                                lambda params, **_: sent.append([e["Id"] for e in params["PublishBatchRequestEntries"]]))
+    client.meta.events.register(
+        "provide-client-params.sns.PublishBatch",
+        lambda params, **_: sent.append([e["Id"] for e in params["PublishBatchRequestEntries"]]),
+    )
     with Stubber(client) as stub:
-        stub.add_response("publish_batch", {"Successful": [{"Id": "0", "MessageId": "m0"},
-                                                           {"Id": "2", "MessageId": "m2"}], **_entries_failed(["1"])})
+        stub.add_response(
+            "publish_batch",
+            {"Successful": [{"Id": "0", "MessageId": "m0"}, {"Id": "2", "MessageId": "m2"}], **_entries_failed(["1"])},
+        )
         stub.add_response("publish_batch", {"Successful": [{"Id": "1", "MessageId": "m1"}], "Failed": []})
         answer = alert.lambda_handler(filtered_batch(template, stack), context)
     # Then only that entry is sent again, and the batch succeeds

@@ -27,8 +27,13 @@ def assert_no_secret(stack: Stack, *texts: str) -> None:
 
 
 def test_create_subscribes_the_secret_url_after_cinnox_verifies_it(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    stack: Stack, webhook_server: str, logs: LogLines,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    stack: Stack,
+    webhook_server: str,
+    logs: LogLines,
 ) -> None:
     # Given a stack being created
     event = custom_resource_event("Create")
@@ -40,7 +45,8 @@ def test_create_subscribes_the_secret_url_after_cinnox_verifies_it(
     assert call.authorization == f"Bearer {stack.app_token}"
     assert call.body == {"enabled": True, "url": f"{webhook_server}/tdr/{stack.webhook_secret}"}
     # it verified the URL through the real webhook (its challenge was echoed),
-    assert cinnox.subscription is not None and cinnox.subscription["enabled"] is True
+    assert cinnox.subscription is not None
+    assert cinnox.subscription["enabled"] is True
     # and CloudFormation got exactly one SUCCESS, with a stable id and no secret in it
     [response] = cloudformation.responses
     assert response["Status"] == "SUCCESS"
@@ -54,7 +60,10 @@ def test_create_subscribes_the_secret_url_after_cinnox_verifies_it(
 
 
 def test_json_app_token_secret_is_read(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
     stack: Stack,
 ) -> None:
     # Given the AppToken stored as JSON {"appToken": ...}
@@ -67,8 +76,12 @@ def test_json_app_token_secret_is_read(
 
 
 def test_update_with_a_new_url_keeps_the_physical_id(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    webhook_server: str, stack: Stack,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    webhook_server: str,
+    stack: Stack,
 ) -> None:
     # Given the API moved (a new URL), same AppID
     event = custom_resource_event("Update", properties={"WebhookUrl": f"{webhook_server}/tdr"})
@@ -82,8 +95,12 @@ def test_update_with_a_new_url_keeps_the_physical_id(
 
 
 def test_delete_unsubscribes(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    webhook_server: str, stack: Stack,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    webhook_server: str,
+    stack: Stack,
 ) -> None:
     event = custom_resource_event("Delete")
     invoke(subscription, event)
@@ -94,8 +111,12 @@ def test_delete_unsubscribes(
 
 
 def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    stack: Stack, logs: LogLines,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    stack: Stack,
+    logs: LogLines,
 ) -> None:
     # Given a wrong AppToken
     boto3.client("secretsmanager").put_secret_value(
@@ -113,7 +134,10 @@ def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
 
 
 def test_failed_url_verification_fails_the_create(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
 ) -> None:
     # Given a webhook URL that does not answer the challenge
     invoke(subscription, custom_resource_event("Create", properties={"WebhookUrl": "http://127.0.0.1:9/tdr"}))
@@ -135,8 +159,12 @@ def test_failed_url_verification_fails_the_create(
     ],
 )
 def test_transient_trouble_is_retried_then_succeeds(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    monkeypatch: pytest.MonkeyPatch, trouble: Any,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    trouble: Any,
 ) -> None:
     # Given CINNOX failing once in a way worth retrying
     monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "0.5")
@@ -150,7 +178,10 @@ def test_transient_trouble_is_retried_then_succeeds(
 
 
 def test_lasting_trouble_fails_after_bounded_attempts(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CINNOX_MAX_ATTEMPTS", "3")
@@ -164,7 +195,9 @@ def test_lasting_trouble_fails_after_bounded_attempts(
 
 
 def test_unreachable_cinnox_fails_the_create(
-    subscription: ModuleType, custom_resource_event: Event, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cloudformation: CloudFormationEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CINNOX_MAX_ATTEMPTS", "2")
@@ -175,8 +208,12 @@ def test_unreachable_cinnox_fails_the_create(
 
 
 def test_delete_that_cannot_unsubscribe_still_succeeds_with_a_warning(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    logs: LogLines, monkeypatch: pytest.MonkeyPatch,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    logs: LogLines,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given CINNOX down for good
     monkeypatch.setenv("CINNOX_MAX_ATTEMPTS", "2")
@@ -189,7 +226,10 @@ def test_delete_that_cannot_unsubscribe_still_succeeds_with_a_warning(
 
 
 def test_missing_app_token_secret_fails_create_but_not_delete(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
 ) -> None:
     properties = {"CinnoxAppTokenSecret": "cinnox/no-such-secret"}
     invoke(subscription, custom_resource_event("Create", properties=properties))
@@ -200,7 +240,9 @@ def test_missing_app_token_secret_fails_create_but_not_delete(
 
 
 def test_invalid_properties_fail_the_create(
-    subscription: ModuleType, custom_resource_event: Event, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cloudformation: CloudFormationEndpoint,
 ) -> None:
     event = custom_resource_event("Create")
     del event["ResourceProperties"]["CinnoxAppId"]
@@ -211,19 +253,27 @@ def test_invalid_properties_fail_the_create(
 
 
 def test_json_secret_without_app_token_key_fails_clearly(
-    subscription: ModuleType, custom_resource_event: Event, cloudformation: CloudFormationEndpoint, stack: Stack,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cloudformation: CloudFormationEndpoint,
+    stack: Stack,
 ) -> None:
     boto3.client("secretsmanager").put_secret_value(
         SecretId=stack.refs["CinnoxAppTokenSecret"], SecretString='{"token": "x"}'
     )
     invoke(subscription, custom_resource_event("Create"))
-    assert "no non-empty \"appToken\" key" in cloudformation.responses[0]["Reason"]
+    assert 'no non-empty "appToken" key' in cloudformation.responses[0]["Reason"]
 
 
 @pytest.mark.parametrize(("request_type", "status"), [("Create", "FAILED"), ("Delete", "SUCCESS")])
 def test_answer_is_sent_before_the_lambda_times_out(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    monkeypatch: pytest.MonkeyPatch, request_type: str, status: str,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    request_type: str,
+    status: str,
 ) -> None:
     # Given CINNOX that never answers in time, and 2.5 s left of the Lambda's time (1 s margin)
     monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "10")
@@ -239,8 +289,13 @@ def test_answer_is_sent_before_the_lambda_times_out(
 
 
 def test_cinnox_echoing_the_url_or_token_is_redacted(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
-    stack: Stack, webhook_server: str, logs: LogLines,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
+    stack: Stack,
+    webhook_server: str,
+    logs: LogLines,
 ) -> None:
     # Given CINNOX quoting our URL and token back in its error message
     url = f"{webhook_server}/tdr/{stack.webhook_secret}"
@@ -254,7 +309,10 @@ def test_cinnox_echoing_the_url_or_token_is_redacted(
 
 
 def test_response_url_failing_once_is_retried_and_answered_once(
-    subscription: ModuleType, custom_resource_event: Event, cinnox: FakeCinnox, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: FakeCinnox,
+    cloudformation: CloudFormationEndpoint,
 ) -> None:
     cloudformation.fail_next = 1
     invoke(subscription, custom_resource_event("Create"))
@@ -263,7 +321,9 @@ def test_response_url_failing_once_is_retried_and_answered_once(
 
 
 def test_unknown_request_type_fails(
-    subscription: ModuleType, custom_resource_event: Event, cloudformation: CloudFormationEndpoint,
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cloudformation: CloudFormationEndpoint,
 ) -> None:
     invoke(subscription, custom_resource_event("Rename"))
     assert cloudformation.responses[0]["Status"] == "FAILED"
@@ -274,5 +334,11 @@ def test_events_folder_custom_resource_files_are_valid(template_events: dict[str
     for name in ("subscription-create.json", "subscription-update.json", "subscription-delete.json"):
         event = template_events[name]
         assert event["RequestType"] in ("Create", "Update", "Delete")
-        assert set(event["ResourceProperties"]) >= {"CinnoxBaseUrl", "CinnoxAppId", "CinnoxAppTokenSecret",
-                                                    "WebhookUrl", "WebhookSecretId", "ServiceToken"}
+        assert set(event["ResourceProperties"]) >= {
+            "CinnoxBaseUrl",
+            "CinnoxAppId",
+            "CinnoxAppTokenSecret",
+            "WebhookUrl",
+            "WebhookSecretId",
+            "ServiceToken",
+        }

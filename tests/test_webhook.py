@@ -44,7 +44,8 @@ def test_tdr_is_stored_with_parsed_fields_raw_body_and_ttl(post: Post, stack: St
     assert item["recipientNumber"] == {"S": "85298765432"}
     assert item["recipientCountry"] == {"S": "HK"}
     assert item["type"] == {"S": "tdr"}
-    assert "responseCode" not in item and "exception" not in item  # blank means none
+    assert "responseCode" not in item
+    assert "exception" not in item
     assert json.loads(item["raw"]["S"]) == body
     retention = int(stack.refs["TdrRetentionDays"]) * 86400
     assert before + retention - 5 <= int(item["expiresAt"]["N"]) <= time.time() + retention + 5
@@ -59,8 +60,7 @@ def test_repeated_tdr_is_answered_200_without_a_new_item_or_stream_record(post: 
     answer = post(body)
     # Then it is acknowledged as a duplicate, and neither table nor stream grows
     assert answer.status == 200
-    assert answer.body["result"] == {"transactionId": body["TransactionID"], "status": "Undelivered",
-                                     "duplicate": True}
+    assert answer.body["result"] == {"transactionId": body["TransactionID"], "status": "Undelivered", "duplicate": True}
     assert len(table_items(stack)) == 1
     assert len(stream_records(stack)) == 1
 
@@ -88,8 +88,16 @@ def test_tdr_that_also_carries_a_challenge_is_stored_and_the_challenge_echoed(po
 
 def test_wrapped_camel_case_body_is_accepted(post: Post, stack: Stack) -> None:
     # Given the shape CINNOX's other events use: camelCase inside "message"
-    body = {"message": {"type": "TDR", "appId": APP_ID, "transactionId": "txn-wrapped", "status": "rejected",
-                        "recipientNumber": "+85298765432", "recipientCountry": "hk"}}
+    body = {
+        "message": {
+            "type": "TDR",
+            "appId": APP_ID,
+            "transactionId": "txn-wrapped",
+            "status": "rejected",
+            "recipientNumber": "+85298765432",
+            "recipientCountry": "hk",
+        }
+    }
     answer = post(body)
     assert answer.status == 200
     [item] = table_items(stack)

@@ -14,6 +14,7 @@ from cinnox_sms.alerts import AlertNotPublished, AlertPublisher, dispatch
 from cinnox_sms.settings import AlertSettings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
@@ -26,7 +27,7 @@ def alert_publisher() -> AlertPublisher:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # Alerts go out ten to a PublishBatch call, so publishing happens for the whole
     # batch first; the processor then reports each record that did not make it.
     records = [DynamoDBRecord(raw) for raw in event.get("Records", [])]

@@ -43,7 +43,7 @@ def webhook_service() -> WebhookService:
 @app.post(".+")  # the secret is the last path segment; WebhookService checks it
 def receive() -> Response[str]:
     event = app.current_event
-    receipt = webhook_service().receive(event.raw_path, event.body, event.is_base64_encoded)
+    receipt = webhook_service().receive(event.raw_path, event.body, bool(event.is_base64_encoded))
     if receipt.tdr is None:
         logger.info("challenge answered")
     else:

@@ -102,7 +102,7 @@ class Alert:
             "Subject": self.subject(),
             "Message": json.dumps(message, ensure_ascii=False),
             "MessageStructure": "json",
-            "MessageAttributes": self.attributes(),  # type: ignore[typeddict-item]
+            "MessageAttributes": self.attributes(),
         }
 
 

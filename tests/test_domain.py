@@ -1,0 +1,175 @@
+"""The layer's plain functions and classes, without AWS."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from cinnox_sms.alerts import Alert, NotAnAlert
+from cinnox_sms.cinnox import CinnoxClient, RetryPolicy
+from cinnox_sms.custom_resource import Redactor, app_token_from_secret
+from cinnox_sms.errors import BadRequest, CinnoxError
+from cinnox_sms.model import Status, parse_inbound
+from conftest import tdr
+
+
+@pytest.mark.parametrize("name", ["TransactionID", "transactionId", "transactionid", "TRANSACTIONID", "transaction_id"])
+def test_field_names_are_matched_without_regard_to_case(name: str) -> None:
+    body = {k: v for k, v in tdr().items() if k != "TransactionID"} | {name: "txn-1"}
+    inbound = parse_inbound(body)
+    assert inbound.tdr is not None
+    assert inbound.tdr.transactionid == "txn-1"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("submitted", Status.SUBMITTED),
+        ("DELIVERED", Status.DELIVERED),
+        (" Undelivered ", Status.UNDELIVERED),
+        ("rejected", Status.REJECTED),
+    ],
+)
+def test_status_is_stored_in_its_canonical_spelling(given: str, stored: Status) -> None:
+    inbound = parse_inbound(tdr(Status=given))
+    assert inbound.tdr is not None
+    assert inbound.tdr.status is stored
+    assert inbound.tdr.failed is stored.is_failure
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [(85298765432, "85298765432"), ("85298765432", "85298765432"), ("+85298765432", "+85298765432"), (0, "0")],
+)
+def test_recipient_number_may_be_a_number_or_a_digit_string(given: Any, kept: str) -> None:
+    inbound = parse_inbound(tdr(RecipientNumber=given))
+    assert inbound.tdr is not None
+    assert inbound.tdr.recipientnumber == kept
+
+
+@pytest.mark.parametrize(("given", "kept"), [(400, "400"), ("400", "400"), ("", None), (None, None)])
+def test_response_code_may_be_a_string_or_a_number(given: Any, kept: str | None) -> None:
+    inbound = parse_inbound(tdr(ResponseCode=given))
+    assert inbound.tdr is not None
+    assert inbound.tdr.responsecode == kept
+
+
+def test_only_required_fields_are_enough() -> None:
+    inbound = parse_inbound({"TransactionID": "t", "Status": "Delivered", "AppID": "a"})
+    assert inbound.tdr is not None
+    assert (inbound.tdr.type, inbound.tdr.recipientnumber, inbound.challenge) == (None, None, None)
+
+
+def test_a_message_object_next_to_tdr_fields_is_an_unknown_field() -> None:
+    inbound = parse_inbound(tdr(message={"TransactionID": "other"}))
+    assert inbound.tdr is not None
+    assert inbound.tdr.transactionid != "other"
+
+
+def test_challenge_inside_the_message_wrapper_is_found() -> None:
+    inbound = parse_inbound({"message": {"challenge": "c"}})
+    assert (inbound.tdr, inbound.challenge) == (None, "c")
+
+
+def test_several_problems_are_all_named() -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse_inbound({"Status": "Lost", "RecipientCountry": "Hong Kong"})
+    message = refused.value.message
+    assert "TransactionID is required" in message
+    assert "AppID is required" in message
+    assert "Status: must be one of" in message
+    assert "RecipientCountry: must be a two-letter" in message
+
+
+def test_long_wrong_values_are_shortened_in_messages() -> None:
+    with pytest.raises(BadRequest, match=r"not 'x+\.\.\."):
+        parse_inbound(tdr(Status="x" * 500))
+
+
+@pytest.mark.parametrize(
+    ("secret", "token"),
+    [
+        ("tok-123", "tok-123"),
+        ("  tok-123\n", "tok-123"),
+        ('{"appToken": "tok-9"}', "tok-9"),
+        ('{"AppToken": " tok-9 "}', "tok-9"),
+    ],
+)
+def test_app_token_secret_is_plain_or_json(secret: str, token: str) -> None:
+    assert app_token_from_secret(secret) == token
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [("", "empty"), ("{not json", "not valid JSON"), ('{"token": "x"}', "appToken"), ('{"appToken": ""}', "appToken")],
+)
+def test_bad_app_token_secret_is_explained(secret: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        app_token_from_secret(secret)
+
+
+def test_redactor_hides_every_secret_and_ignores_tiny_ones() -> None:
+    redact = Redactor()
+    redact.add("s3cr3t-value", "tok-abcdef", "", "ab")
+    assert redact("url /tdr/s3cr3t-value token tok-abcdef ab") == "url /tdr/*** token *** ab"
+
+
+def test_retry_delay_is_jittered_and_capped() -> None:
+    policy = RetryPolicy(max_attempts=5, base_seconds=1, cap_seconds=4)
+    delays = [policy.delay(attempt) for attempt in range(8) for _ in range(20)]
+    assert all(0 <= d <= 4 for d in delays)
+    assert len(set(delays)) > 10
+
+
+def test_client_refuses_other_schemes() -> None:
+    with pytest.raises(ValueError, match="https://"):
+        CinnoxClient("file:///etc/passwd", "tok")
+
+
+def test_cinnox_error_reads_well() -> None:
+    assert str(CinnoxError("too many requests", code=6451010, http_status=429)) == (
+        "HTTP 429, code 6451010: too many requests"
+    )
+    assert str(CinnoxError("plain")) == "plain"
+
+
+def test_client_gives_up_at_once_when_the_deadline_has_passed() -> None:
+    client = CinnoxClient("http://127.0.0.1:9", "tok", clock=lambda: 100.0)
+    with pytest.raises(CinnoxError, match="no time was left"):
+        client.set_outbound_sms_subscription("app", enabled=True, url="http://x/y", deadline=99.0)
+
+
+def _image(**fields: Any) -> dict[str, Any]:
+    return {"transactionId": "txn-1", "status": "Rejected", "appId": "app"} | fields
+
+
+def test_alert_subject_is_ascii_and_short() -> None:
+    alert = Alert.from_image("1", _image(transactionId="txn-é" + "x" * 200, recipientNumber="852"))
+    assert alert is not None
+    subject = alert.subject()
+    assert len(subject) == 100
+    assert subject.endswith("...")
+    assert subject.isascii()
+    assert "txn-?" in subject
+
+
+def test_alert_attributes_leave_out_what_is_unknown() -> None:
+    alert = Alert.from_image("1", _image())
+    assert alert is not None
+    assert set(alert.attributes()) == {"status", "appId"}
+
+
+def test_alert_json_handles_dynamodb_numbers() -> None:
+    alert = Alert.from_image("1", _image(expiresAt=Decimal("1830340800"), score=Decimal("1.5"), tags={"b", "a"}))
+    assert alert is not None
+    assert '"expiresAt": 1830340800' in alert.record_json()
+    assert '"score": 1.5' in alert.record_json()
+    assert '"tags": ["a", "b"]' in alert.record_json()
+
+
+def test_image_without_keys_is_not_an_alert() -> None:
+    with pytest.raises(NotAnAlert):
+        Alert.from_image("1", {"status": "Rejected"})
+    assert Alert.from_image("1", _image(status="Delivered")) is None

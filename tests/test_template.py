@@ -1,0 +1,185 @@
+"""template.yaml: the resources the issue asks for, and that code and template agree."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from cinnox_sms.custom_resource import SubscriptionProperties
+from cinnox_sms.model import FAILURE_STATUSES, Status
+from cinnox_sms.settings import AlertSettings, SubscriptionSettings, WebhookSettings
+from cinnox_sms.store import EXPIRES_AT, ITEM_ATTRIBUTES
+from template_support import ROOT, Template, load_function_module, matches_filter, stream_filters
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+FUNCTIONS = ["WebhookFunction", "SubscriptionFunction", "AlertFunction"]
+
+
+def test_parameters_are_named_as_documented_and_only_cinnox_ones_lack_defaults(template: Template) -> None:
+    parameters = template.body["Parameters"]
+    assert {"CinnoxBaseUrl", "CinnoxAppId", "CinnoxAppTokenSecret", "AlertEmail"} <= set(parameters)
+    without_default = {name for name, p in parameters.items() if "Default" not in p}
+    assert without_default == {"CinnoxBaseUrl", "CinnoxAppId", "CinnoxAppTokenSecret"}
+    assert parameters["AlertEmail"]["Default"] == ""
+    assert parameters["TdrRetentionDays"]["Default"] == 400
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://acme.cinnox.com", True),
+        ("https://acme.cinnox.com/base", True),
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:9000", True),
+        ("http://acme.cinnox.com", False),
+        ("ftp://acme.cinnox.com", False),
+        ("https://", False),
+    ],
+)
+def test_base_url_parameter_insists_on_https_except_on_loopback(template: Template, url: str, allowed: bool) -> None:
+    import re
+
+    pattern = template.body["Parameters"]["CinnoxBaseUrl"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, url)) is allowed
+
+
+def test_functions_use_python313_on_arm64_with_the_layer(template: Template) -> None:
+    for name in FUNCTIONS:
+        function = template.function(name)
+        assert function["Runtime"] == "python3.13"
+        assert function["Architectures"] == ["arm64"]
+        assert function["Layers"] == [{"Ref": "CommonLayer"}]
+    layer = template.resource("CommonLayer")
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert (ROOT / layer["Properties"]["ContentUri"] / "cinnox_sms" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_code_uri_and_handler_resolve(template: Template, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    function = template.function(name)
+    module_name, _, attribute = function["Handler"].rpartition(".")
+    assert (ROOT / function["CodeUri"] / f"{module_name}.py").is_file()
+    module = load_function_module(template, name)
+    assert callable(getattr(module, attribute))
+
+
+def test_environment_variables_are_the_ones_the_settings_read(template: Template) -> None:
+    settings: dict[str, dict[str, FieldInfo]] = {
+        "WebhookFunction": WebhookSettings.model_fields,
+        "AlertFunction": AlertSettings.model_fields,
+        "SubscriptionFunction": SubscriptionSettings.model_fields,
+    }
+    for name, fields in settings.items():
+        env = template.function(name)["Environment"]["Variables"]
+        required = {f.alias for f in fields.values() if f.is_required()}
+        assert required <= set(env), name
+
+
+def test_table_is_on_demand_with_recovery_stream_and_ttl(template: Template) -> None:
+    table = template.resource("TdrTable")
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["StreamSpecification"]["StreamViewType"] in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": EXPIRES_AT, "Enabled": True}
+    keys = {k["KeyType"]: k["AttributeName"] for k in properties["KeySchema"]}
+    assert keys == {"HASH": ITEM_ATTRIBUTES["transactionid"], "RANGE": ITEM_ATTRIBUTES["status"]}
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_retention_parameter_reaches_the_webhook(template: Template) -> None:
+    env = template.function("WebhookFunction")["Environment"]["Variables"]
+    assert env["TDR_RETENTION_DAYS"] == {"Ref": "TdrRetentionDays"}
+
+
+def test_http_api_posts_to_the_webhook(template: Template) -> None:
+    assert "TdrApi" in template.resources_of_type("AWS::Serverless::HttpApi")
+    event = template.resource("WebhookFunction")["Properties"]["Events"]["Tdr"]
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"]["Method"] == "POST"
+    assert event["Properties"]["Path"].endswith("/{secret}")
+
+
+def stream_event(template: Template) -> dict[str, Any]:
+    event: dict[str, Any] = template.resource("AlertFunction")["Properties"]["Events"]["TdrStream"]
+    return event
+
+
+def test_alert_stream_mapping_is_bounded_bisected_and_has_a_failure_destination(template: Template) -> None:
+    event = stream_event(template)
+    assert event["Type"] == "DynamoDB"
+    properties = event["Properties"]
+    assert properties["Stream"] == {"Fn::GetAtt": ["TdrTable", "StreamArn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert 0 < properties["MaximumRetryAttempts"] <= 10
+    destination = properties["DestinationConfig"]["OnFailure"]
+    assert destination["Type"] == "SQS"
+    assert destination["Destination"] == {"Fn::GetAtt": ["AlertFailureQueue", "Arn"]}
+
+
+def _stream_record(event_name: str, status: str) -> dict[str, Any]:
+    return {"eventName": event_name, "dynamodb": {"NewImage": {"status": {"S": status}}}}
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("event_name", ["INSERT", "MODIFY", "REMOVE"])
+def test_filter_keeps_only_new_failures(template: Template, status: Status, event_name: str) -> None:
+    filters = stream_filters(template, "AlertFunction", "TdrStream")
+    kept = any(matches_filter(f, _stream_record(event_name, status.value)) for f in filters)
+    assert kept is (event_name == "INSERT" and status in FAILURE_STATUSES)
+
+
+def test_alert_topic_is_encrypted_and_email_is_optional(template: Template) -> None:
+    assert template.resource("AlertTopic")["Properties"]["KmsMasterKeyId"]
+    subscription = template.resource("AlertEmailSubscription")
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert template.resource("AlertFailureQueue")["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_webhook_secret_is_generated_url_safe_and_long(template: Template) -> None:
+    generated = template.resource("WebhookSecret")["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32
+    assert generated["ExcludePunctuation"] is True
+    assert generated.get("IncludeSpace") is False
+
+
+def test_custom_resource_depends_on_the_deployed_api_and_passes_what_the_function_reads(template: Template) -> None:
+    resource = template.resource("CinnoxSubscription")
+    assert resource["Type"].startswith("Custom::")
+    assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["SubscriptionFunction", "Arn"]}
+    # SAM names the default stage <Api>ApiGatewayDefaultStage and the permission <Function><Event>Permission
+    assert set(resource["DependsOn"]) == {"TdrApiApiGatewayDefaultStage", "WebhookFunctionTdrPermission"}
+    aliases = {f.alias for f in SubscriptionProperties.model_fields.values()}
+    assert aliases <= set(resource["Properties"])
+
+
+def _statements(template: Template, name: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template.resource(name)["Properties"].get("Policies", []):
+        statements += policy.get("Statement", []) if "Statement" in policy else []
+    return statements
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_iam_is_scoped(template: Template, name: str) -> None:
+    policies = template.resource(name)["Properties"].get("Policies", [])
+    assert policies, name
+    for statement in _statements(template, name):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions)
+        assert statement["Resource"] != "*"
+    serialized = json.dumps(policies)
+    assert '"*"' not in serialized
+
+
+def test_outputs_name_the_topic_table_and_webhook_url(template: Template) -> None:
+    outputs = template.body["Outputs"]
+    assert {"AlertTopicArn", "TdrTableName", "WebhookBaseUrl"} <= set(outputs)
+    # the base URL only: the secret segment never leaves Secrets Manager
+    assert "WebhookSecret" not in json.dumps(outputs["WebhookBaseUrl"])
