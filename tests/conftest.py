@@ -320,6 +320,24 @@ def stream_records(stack: Stack) -> list[dict[str, Any]]:
 # --- real HTTP on loopback: the webhook, a stand-in CINNOX, CloudFormation's response URL ---
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """A quiet request handler with JSON helpers."""
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def reply(self, status: int, payload: bytes = b"", content_type: str = "application/json") -> None:
+        self.send_response(status)
+        if payload:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class _Server:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -340,20 +358,11 @@ class _Server:
 def webhook_server(webhook: ModuleType, context: LambdaContext) -> Iterator[str]:
     """The real webhook handler behind a local HTTP server (base URL, no path)."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Handler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            event = http_event(self.path, body, headers=dict(self.headers.items()), path_parameters=False)
+            event = http_event(self.path, self.read_body(), headers=dict(self.headers.items()), path_parameters=False)
             response = webhook.lambda_handler(event, context)
-            payload = response["body"].encode()
-            self.send_response(response["statusCode"])
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.reply(response["statusCode"], response["body"].encode())
 
     server = _Server(Handler)
     yield server.url
@@ -384,11 +393,11 @@ class FakeCinnox:
         self.hang_seconds = 3.0
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             protocol_version = "HTTP/1.1"
 
             def do_PATCH(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.read_body()
                 try:
                     body = json.loads(raw)
                 except ValueError:
@@ -397,7 +406,7 @@ class FakeCinnox:
                 action = fake.script.pop(0) if fake.script else None
                 if action == "hang":
                     time.sleep(fake.hang_seconds)
-                    return self._reply(200, {"code": 0, "result": {}})
+                    return self.reply(200, b'{"code": 0, "result": {}}')
                 if action == "reset":
                     # An RST instead of an answer: SO_LINGER with a zero timeout.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -407,20 +416,8 @@ class FakeCinnox:
                     self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
                     self.close_connection = True
                     return
-                if action is not None:
-                    return self._reply(*action)
-                self._reply(*fake.answer(self.path, self.headers.get("Authorization", ""), body))
-
-            def _reply(self, status: int, body: Any) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                status, answer = action or fake.answer(self.path, self.headers.get("Authorization", ""), body)
+                self.reply(status, json.dumps(answer).encode())
 
         self._server = _Server(Handler)
 
@@ -477,23 +474,15 @@ class CloudFormationEndpoint:
         self.fail_next = 0
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 if endpoint.fail_next:
                     endpoint.fail_next -= 1
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self.reply(503)
                 endpoint.responses.append(json.loads(body))
                 endpoint.headers.append(dict(self.headers.items()))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.reply(200)
 
         self._server = _Server(Handler)
         self.url = f"{self._server.url}/cloudformation-response?X-Amz-Signature=abc123"

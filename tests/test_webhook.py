@@ -196,6 +196,10 @@ BAD_REQUESTS = [
     ("ServiceID list", json.dumps(tdr(ServiceID=["a"])), 400, "ServiceID: input should be"),
     ("field twice in two cases", json.dumps({**tdr(), "status": "Delivered"}), 400, "more than once"),
     ("challenge not a string", '{"challenge": 5}', 400, "challenge must be a string"),
+    ("lone surrogate in a value", json.dumps(tdr(TransactionID="txn-\ud800")), 400, "lone surrogate"),
+    ("lone surrogate in a challenge", '{"challenge": "\\udc00"}', 400, "lone surrogate"),
+    ("lone surrogate in a key", '{"\\ud83d": 1, "TransactionID": "t"}', 400, "lone surrogate"),
+    ("number too long for Python", '{"AppID": ' + "9" * 5000 + "}", 400, "not valid JSON"),
     ("invalid base64", "@@@", 400, "not valid base64"),
     ("not UTF-8", "/w==", 400, "not UTF-8"),
 ]

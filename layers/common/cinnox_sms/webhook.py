@@ -106,8 +106,7 @@ def parse_json(text: str) -> Any:
         raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)") from None
     except ValueError as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
-    if _depth(value) > MAX_DEPTH:
-        raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)")
+    _check_structure(value)
     return value
 
 
@@ -115,17 +114,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _check_structure(value: Any) -> None:
+    """Refuse deep nesting, and lone surrogates (``"\\ud800"``) that no store or answer could encode."""
+    stack = [(value, 1)]
     while stack:
         current, depth = stack.pop()
-        if isinstance(current, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                break
-            children = current.values() if isinstance(current, dict) else current
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
+        if isinstance(current, str):
+            _check_text(current)
+        elif isinstance(current, dict | list):
+            if depth > MAX_DEPTH:
+                raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)")
+            if isinstance(current, dict):
+                stack.extend((key, depth) for key in current)
+                stack.extend((child, depth + 1) for child in current.values())
+            else:
+                stack.extend((child, depth + 1) for child in current)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds an invalid Unicode escape (a lone surrogate)") from None
 
 
 def _too_large() -> PayloadTooLarge:
