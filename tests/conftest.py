@@ -342,7 +342,7 @@ class _Server:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -391,6 +391,7 @@ class FakeCinnox:
         self.script: list[Any] = []
         self.subscription: dict[str, Any] | None = None
         self.hang_seconds = 3.0
+        self._closing = threading.Event()
         fake = self
 
         class Handler(_Handler):
@@ -405,7 +406,7 @@ class FakeCinnox:
                 fake.calls.append(CinnoxCall(self.path, self.headers.get("Authorization", ""), body))
                 action = fake.script.pop(0) if fake.script else None
                 if action == "hang":
-                    time.sleep(fake.hang_seconds)
+                    fake._closing.wait(fake.hang_seconds)
                     return self.reply(200, b'{"code": 0, "result": {}}')
                 if action == "reset":
                     # An RST instead of an answer: SO_LINGER with a zero timeout.
@@ -454,6 +455,7 @@ class FakeCinnox:
         return bool(answer.get("code") == 0 and answer.get("result", {}).get("challenge") == challenge)
 
     def close(self) -> None:
+        self._closing.set()  # ends a "hang" at once
         self._server.close()
 
 

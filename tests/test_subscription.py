@@ -167,8 +167,9 @@ def test_transient_trouble_is_retried_then_succeeds(
     trouble: Any,
 ) -> None:
     # Given CINNOX failing once in a way worth retrying
-    monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "0.5")
-    cinnox.hang_seconds = 1.5
+    # (the timeout leaves the good attempt ample time for CINNOX's challenge call-back)
+    monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "1.5")
+    cinnox.hang_seconds = 3
     cinnox.script.append(trouble)
     # When the Create runs
     invoke(subscription, custom_resource_event("Create"))

@@ -291,3 +291,16 @@ def test_events_folder_files_are_accepted_by_the_handler(
         # When each is invoked, Then it gets the answer the file is meant for
         response = webhook.lambda_handler(event, context)
         assert response["statusCode"] == status, name
+
+
+def test_one_write_and_no_read_per_tdr(webhook: ModuleType, post: Post, stack: Stack) -> None:
+    # Given the webhook's DynamoDB client, watched
+    operations: list[str] = []
+    client = webhook.webhook_service()._store._client
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: operations.append(model.name))
+    body = tdr(Status="Delivered")
+    # When a TDR and its repeat arrive
+    post(body)
+    post(body)
+    # Then each cost exactly one PutItem and nothing else
+    assert operations == ["PutItem", "PutItem"]
