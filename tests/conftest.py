@@ -22,7 +22,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from template_support import REGION, ROOT, Template, load_function_module
+from local_stack.template import REGION, ROOT, Template, load_function_module
 
 APP_ID = "app-0f3c9d"
 

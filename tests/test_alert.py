@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.stub import Stubber
 
 from conftest import APP_ID, LambdaContext, Post, Stack, stream_records, tdr
-from template_support import Template, matches_filter, stream_filters
+from local_stack.template import Template, matches_filter, stream_filters
 
 Inbox = Any
 

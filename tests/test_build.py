@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from template_support import ROOT, Template
+from local_stack.template import ROOT, Template
 
 BUILD_DIR = ROOT / os.environ.get("SAM_BUILD_DIR", ".aws-sam/build")
 FUNCTIONS = ["WebhookFunction", "SubscriptionFunction", "AlertFunction"]

@@ -11,7 +11,7 @@ from cinnox_sms.custom_resource import SubscriptionProperties
 from cinnox_sms.model import FAILURE_STATUSES, Status
 from cinnox_sms.settings import AlertSettings, SubscriptionSettings, WebhookSettings
 from cinnox_sms.store import EXPIRES_AT, ITEM_ATTRIBUTES
-from template_support import ROOT, Template, load_function_module, matches_filter, stream_filters
+from local_stack.template import ROOT, Template, load_function_module, matches_filter, stream_filters
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo

@@ -279,7 +279,7 @@ def test_events_folder_files_are_accepted_by_the_handler(
     webhook: ModuleType, stack: Stack, context: LambdaContext
 ) -> None:
     # Given the events/ files that sam local invoke -e uses, at the secret the stack made
-    from template_support import ROOT
+    from local_stack.template import ROOT
 
     expected = json.loads((ROOT / "events" / "expected.json").read_text())
     for name, status in expected["webhook"].items():

@@ -1,4 +1,4 @@
-"""Reads template.yaml, so tests take names and shapes from it instead of repeating them."""
+"""Reads template.yaml: the tests and the local stack take names and shapes from it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -94,6 +94,46 @@ class Template:
             "StreamSpecification": {"StreamEnabled": True, **properties["StreamSpecification"]},
         }
 
+    def conditions(self, refs: dict[str, str]) -> dict[str, bool]:
+        """Evaluate the template's Conditions (Fn::Equals, Not, And, Or, Condition)."""
+        results: dict[str, bool] = {}
+
+        def evaluate(node: Any) -> Any:
+            if isinstance(node, dict) and len(node) == 1:
+                [(key, value)] = node.items()
+                if key == "Fn::Equals":
+                    left, right = (evaluate(v) for v in value)
+                    return str(left) == str(right)
+                if key == "Fn::Not":
+                    return not evaluate(value[0])
+                if key == "Fn::And":
+                    return all(evaluate(v) for v in value)
+                if key == "Fn::Or":
+                    return any(evaluate(v) for v in value)
+                if key == "Condition":
+                    return condition(value)
+            return resolve(node, refs, {})
+
+        def condition(name: str) -> bool:
+            if name not in results:
+                results[name] = bool(evaluate(self.body.get("Conditions", {})[name]))
+            return results[name]
+
+        for name in self.body.get("Conditions", {}):
+            condition(name)
+        return results
+
+    def http_routes(self) -> list[tuple[str, str, str, str]]:
+        """(api logical id, method, path, function logical id) of every HttpApi event."""
+        routes = []
+        for name, resource in self.resources_of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "HttpApi":
+                    properties = event.get("Properties", {})
+                    api = properties.get("ApiId", {"Ref": "ServerlessHttpApi"})["Ref"]
+                    routes.append((api, properties.get("Method", "ANY").upper(), properties.get("Path", "$default"), name))
+        return routes
+
     def topic_attributes(self, logical_id: str) -> dict[str, str]:
         properties = self.resource(logical_id)["Properties"]
         return {"KmsMasterKeyId": properties["KmsMasterKeyId"], "DisplayName": properties["DisplayName"]}
@@ -137,17 +177,34 @@ def load_function_module(template: Template, logical_id: str) -> ModuleType:
 
 
 def matches_filter(pattern: dict[str, Any], record: dict[str, Any]) -> bool:
-    """Whether an event source mapping filter pattern (exact-value form) keeps a record."""
+    """Whether an event source mapping filter pattern keeps a record.
+
+    Supports what Lambda's filter syntax offers for string data: exact values,
+    ``exists``, ``prefix`` and ``anything-but``, nested to any depth.
+    """
     for key, expected in pattern.items():
-        if key not in record:
-            return False
-        actual = record[key]
+        present = key in record
+        actual = record.get(key)
         if isinstance(expected, dict):
             if not isinstance(actual, dict) or not matches_filter(expected, actual):
                 return False
-        elif actual not in expected:
+        elif not any(_matches_one(rule, present, actual) for rule in expected):
             return False
     return True
+
+
+def _matches_one(rule: Any, present: bool, actual: Any) -> bool:
+    if isinstance(rule, dict):
+        [(operator, operand)] = rule.items()
+        if operator == "exists":
+            return present is bool(operand)
+        if operator == "prefix":
+            return present and isinstance(actual, str) and actual.startswith(operand)
+        if operator == "anything-but":
+            excluded = operand if isinstance(operand, list) else [operand]
+            return present and actual not in excluded
+        raise ValueError(f"filter operator {operator!r} is not supported locally")
+    return present and actual == rule
 
 
 def stream_filters(template: Template, function: str, event: str) -> list[dict[str, Any]]:

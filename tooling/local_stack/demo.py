@@ -1,0 +1,224 @@
+"""`make demo`: a day of traffic through the local stack, then an account of every TDR."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import boto3
+
+from cinnox_sms.model import FAILURE_STATUSES, Status
+from local_stack.stack import LocalStack
+from local_stack.traffic import Outcome, Sender, Sms, plan_day
+
+
+@dataclass
+class Check:
+    ok: bool
+    text: str
+
+
+@dataclass
+class Account:
+    """What was sent, what the product did with it, and whether it adds up."""
+
+    messages: list[Sms]
+    outcomes: list[Outcome]
+    stored: set[tuple[str, str]]
+    alerts: Counter[tuple[str, str]]
+    stream: dict[str, int]
+    subscription: list[bool]
+    seconds: float
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+class AlertInbox:
+    """An SQS queue subscribed to the alert topic: what a subscriber receives."""
+
+    def __init__(self, aws: boto3.Session, topic_arn: str, name: str = "local-alert-inbox") -> None:
+        self._sqs = aws.client("sqs")
+        self.url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """Alerts as the stored records they carry, with the SNS subject beside them."""
+        answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        messages = answer.get("Messages", [])
+        if messages:
+            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        alerts = []
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            record = json.loads(envelope["Message"])
+            record["_subject"] = envelope.get("Subject", "")
+            alerts.append(record)
+        return alerts
+
+
+def run_demo(stack: LocalStack, *, sms_count: int, seed: int, senders: int, out: TextIO = sys.stdout) -> Account:
+    assert stack.aws is not None and stack.cinnox is not None
+    inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
+    webhook_url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
+    messages, deliveries = plan_day(sms_count, app_id=stack.options.app_id, seed=seed)
+    alerts: Counter[tuple[str, str]] = Counter()
+    progress = _Progress(out, len(deliveries), lambda: sum(alerts.values()))
+    print(f"sending {len(deliveries)} requests for {len(messages)} SMS "
+          f"to {len({m.country.code for m in messages})} countries, {senders} at a time", file=out)
+    started = time.monotonic()
+    receiving = threading.Event()
+    receiving.set()
+
+    def receive_alerts() -> None:
+        while receiving.is_set():
+            alerts.update((a["transactionId"], a["status"]) for a in inbox.receive(wait_seconds=1))
+
+    receiver = threading.Thread(target=receive_alerts, daemon=True)
+    receiver.start()
+    outcomes = Sender(webhook_url, senders=senders, progress=progress.update).send_all(deliveries)
+    expected_alerts = {d.key for d in deliveries if d.kind == "tdr" and d.key and d.key[1] in FAILURE_STATUSES}
+    # Alerts follow the stream: wait until all have come and the stream is drained,
+    # then read once more, so that an alert published twice would be seen.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not set(alerts) >= expected_alerts:
+        time.sleep(0.2)
+        progress.update(len(deliveries))
+    for mapping in stack.mappings:
+        mapping.wait_idle(10)
+    time.sleep(1.5)
+    receiving.clear()
+    receiver.join()
+    seconds = time.monotonic() - started
+    progress.finish()
+    stored = _scan(stack.aws, stack.output("TdrTableName"))
+    stream = {"read": sum(m.stats.records_read for m in stack.mappings),
+              "filtered out": sum(m.stats.records_filtered_out for m in stack.mappings),
+              "invocations": sum(m.stats.invocations for m in stack.mappings)}
+    subscription = [entry["enabled"] for entry in stack.cinnox.history]
+    return Account(messages, outcomes, stored, alerts, stream, subscription, seconds)
+
+
+def check(account: Account, unsubscribed: bool) -> None:
+    outcomes = account.outcomes
+    tdrs = [o for o in outcomes if o.delivery.kind in ("tdr", "repeat")]
+    malformed = [o for o in outcomes if o.delivery.kind == "malformed"]
+    expected_pairs = {o.delivery.key for o in tdrs if o.delivery.key}
+    failures = {key for key in expected_pairs if key[1] in FAILURE_STATUSES}
+    duplicates = sum(1 for o in tdrs if o.answer and o.answer.get("result", {}).get("duplicate") is True)
+    repeats = sum(1 for o in tdrs if o.delivery.kind == "repeat")
+    checks = account.checks
+    checks.append(Check(all(o.status == 200 for o in tdrs) and account.stored == expected_pairs,
+                        f"every TDR was answered 200 and is in the table: {len(account.stored)} stored "
+                        f"of {len(expected_pairs)} expected, nothing lost, nothing extra"))
+    checks.append(Check(duplicates == repeats,
+                        f"every repeat was acknowledged as a duplicate ({duplicates} of {repeats}) and added nothing"))
+    checks.append(Check(all(o.status == o.delivery.expect for o in malformed),
+                        f"every malformed request was refused with the expected 4xx ({len(malformed)})"))
+    twice = [key for key, count in account.alerts.items() if count > 1]
+    checks.append(Check(set(account.alerts) == failures and not twice,
+                        f"every Undelivered/Rejected SMS alerted exactly once ({len(account.alerts)} of "
+                        f"{len(failures)}; {len(twice)} twice), and nothing else alerted"))
+    non_failures = len(expected_pairs) - len(failures)
+    checks.append(Check(account.stream["filtered out"] == non_failures,
+                        f"the stream filter kept Submitted/Delivered away from the alert function "
+                        f"({account.stream['filtered out']} of {account.stream['read']} records filtered out, "
+                        f"{account.stream['invocations']} invocations)"))
+    checks.append(Check(account.subscription[:1] == [True] and unsubscribed,
+                        "CINNOX verified and subscribed the webhook at start, and saw enabled: false at shutdown"))
+
+
+def summary(account: Account) -> str:
+    outcomes = account.outcomes
+    lines = []
+    sent = len(outcomes)
+    by_kind = Counter(o.delivery.kind for o in outcomes)
+    refused = Counter(o.status for o in outcomes if o.status >= 400)
+    answered_200 = sum(1 for o in outcomes if o.status == 200)
+    latencies = sorted(o.seconds for o in outcomes)
+    retried = sum(1 for o in outcomes if o.attempts > 1)
+    lines += [
+        "",
+        "Summary",
+        f"  SMS simulated       {len(account.messages)} to {len({m.country.code for m in account.messages})} countries",
+        f"  requests sent       {sent}  ({by_kind['tdr']} TDRs, {by_kind['repeat']} repeats, "
+        f"{by_kind['malformed']} malformed)",
+        f"  answered 200        {answered_200}",
+        f"  refused             {sum(refused.values())}  ({', '.join(f'{n}x {s}' for s, n in sorted(refused.items()))})",
+        f"  retried by sender   {retried}",
+        f"  stored in DynamoDB  {len(account.stored)}",
+        f"  alerts published    {sum(account.alerts.values())}",
+        f"  time                {account.seconds:.1f} s, {sent / account.seconds:.0f} requests/s; latency "
+        f"p50 {_percentile(latencies, 50) * 1000:.0f} ms, p99 {_percentile(latencies, 99) * 1000:.0f} ms",
+        "",
+        "  by status      sent  stored  alerts",
+    ]
+    for status in Status:
+        sent_n = sum(1 for o in outcomes if o.delivery.key and o.delivery.key[1] == status.value)
+        stored_n = sum(1 for key in account.stored if key[1] == status.value)
+        alerts_n = sum(n for key, n in account.alerts.items() if key[1] == status.value)
+        lines.append(f"  {status.value:<12} {sent_n:>6}  {stored_n:>6}  {alerts_n if status.is_failure else '-':>6}")
+    lines += ["", "  by country    SMS  delivered  undelivered  rejected  delivery rate"]
+    per_country: dict[str, Counter[str]] = {}
+    for sms in account.messages:
+        per_country.setdefault(sms.country.code, Counter())[sms.outcome.value] += 1
+    for country, counts in sorted(per_country.items(), key=lambda kv: -sum(kv[1].values())):
+        total = sum(counts.values())
+        lines.append(f"  {country:<10} {total:>6}  {counts['Delivered']:>9}  {counts['Undelivered']:>11}  "
+                     f"{counts['Rejected']:>8}  {counts['Delivered'] / total:>12.1%}")
+    lines += ["", "Checks"]
+    lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.text}" for c in account.checks]
+    lines.append("")
+    lines.append("All accounted for." if account.ok else "Something did not add up: see FAIL above.")
+    return "\n".join(lines)
+
+
+def _scan(aws: boto3.Session, table: str) -> set[tuple[str, str]]:
+    keys: set[tuple[str, str]] = set()
+    paginator = aws.client("dynamodb").get_paginator("scan")
+    for page in paginator.paginate(TableName=table, ProjectionExpression="transactionId, #s",
+                                   ExpressionAttributeNames={"#s": "status"}):
+        keys |= {(item["transactionId"]["S"], item["status"]["S"]) for item in page["Items"]}
+    return keys
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, round(percent / 100 * (len(values) - 1)))]
+
+
+class _Progress:
+    def __init__(self, out: TextIO, total: int, alerts: Callable[[], int]) -> None:
+        self._out = out
+        self._total = total
+        self._alerts = alerts
+        self._tty = out.isatty()
+        self._last = 0.0
+        self._done = 0
+
+    def update(self, done: int) -> None:
+        self._done = done
+        now = time.monotonic()
+        if now - self._last < (0.2 if self._tty else 5):
+            return
+        self._last = now
+        text = f"  {done}/{self._total} requests answered, {self._alerts()} alerts received"
+        print(f"\r{text}", end="", file=self._out, flush=True) if self._tty else print(text, file=self._out)
+
+    def finish(self) -> None:
+        self._last = 0
+        self.update(self._done)
+        if self._tty:
+            print(file=self._out)
+

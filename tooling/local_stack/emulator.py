@@ -1,0 +1,212 @@
+"""The AWS side: moto's server on loopback, and the template's resources created in it."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local_stack.httpserver import check_port, free_port
+from local_stack.template import ACCOUNT, REGION, Template, resolve
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+
+
+class MotoServer:
+    """moto's server as a child process, so it has a core of its own."""
+
+    def __init__(self, port: int = 0, log_file: Path | None = None, python: str = sys.executable) -> None:
+        if port:
+            check_port(port, "AWS emulator")
+        self.port = port or free_port()
+        self._log_file = log_file
+        self._python = python
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        output = self._log_file.open("ab") if self._log_file else subprocess.DEVNULL
+        self._process = subprocess.Popen(  # noqa: S603 - our interpreter, moto's module
+            [self._python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto's server exited ({self._process.returncode}); see {self._log_file}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310 - loopback
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"moto's server did not answer on port {self.port} within {timeout:.0f} s")
+
+    def close(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def session(endpoint: str) -> boto3.Session:
+    return boto3.Session(aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                         aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"], region_name=REGION)
+
+
+@dataclass
+class Provisioned:
+    """Physical names and attributes of what was created, for Ref and Fn::GetAtt."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, str] = field(default_factory=dict)
+    secret_values: dict[str, str] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _physical_name(stack: str, logical_id: str, limit: int = 80) -> str:
+    suffix = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+    return f"{stack}-{logical_id}"[: limit - 13] + f"-{suffix}"
+
+
+def generate_secret(spec: dict[str, Any]) -> str:
+    """A value as Secrets Manager's GenerateSecretString would make it."""
+    alphabet = ""
+    if not spec.get("ExcludeLowercase"):
+        alphabet += string.ascii_lowercase
+    if not spec.get("ExcludeUppercase"):
+        alphabet += string.ascii_uppercase
+    if not spec.get("ExcludeNumbers"):
+        alphabet += string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    if spec.get("IncludeSpace"):
+        alphabet += " "
+    alphabet = "".join(c for c in alphabet if c not in spec.get("ExcludeCharacters", ""))
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+
+
+def provision(template: Template, parameters: dict[str, str], aws: boto3.Session, stack: str) -> Provisioned:
+    """Create in the emulator every table, queue, topic, subscription and secret the template declares."""
+    done = Provisioned()
+    done.refs.update({**template.parameter_defaults(), **parameters})
+    conditions = template.conditions(done.refs)
+    resources = template.body["Resources"]
+    order = ["AWS::SecretsManager::Secret", "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic",
+             "AWS::SNS::Subscription", "AWS::Serverless::Function", "AWS::Serverless::HttpApi"]
+    for resource_type in order:
+        for logical_id, resource in resources.items():
+            if resource["Type"] != resource_type:
+                continue
+            if "Condition" in resource and not conditions[resource["Condition"]]:
+                done.skipped.append(f"{logical_id} (condition {resource['Condition']} is false)")
+                continue
+            properties = resource.get("Properties", {})
+            _CREATORS[resource_type](aws, stack, logical_id, properties, done)
+            done.created.append(f"{resource_type} {logical_id}")
+    handled = {*order, "AWS::Serverless::LayerVersion"}
+    for logical_id, resource in resources.items():
+        if resource["Type"] not in handled and not resource["Type"].startswith("Custom::"):
+            done.skipped.append(f"{logical_id} ({resource['Type']}: not needed locally)")
+    return done
+
+
+def _secret(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    value = properties.get("SecretString") or generate_secret(properties.get("GenerateSecretString", {}))
+    name = properties.get("Name") or _physical_name(stack, logical_id, 256)
+    arn = aws.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+    done.refs[logical_id] = arn
+    done.secret_values[logical_id] = value
+
+
+def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    dynamodb = aws.client("dynamodb")
+    name = properties.get("TableName") or _physical_name(stack, logical_id, 255)
+    arguments: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if arguments["BillingMode"] == "PROVISIONED":
+        arguments["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    if "StreamSpecification" in properties:
+        arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    if "SSESpecification" in properties:
+        arguments["SSESpecification"] = {"Enabled": properties["SSESpecification"]["SSEEnabled"]}
+    described = dynamodb.create_table(**arguments)["TableDescription"]
+    if "TimeToLiveSpecification" in properties:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"])
+    if "PointInTimeRecoverySpecification" in properties:
+        dynamodb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification=properties["PointInTimeRecoverySpecification"])
+    done.refs[logical_id] = name
+    done.attrs[f"{logical_id}.Arn"] = described["TableArn"]
+    if "LatestStreamArn" in described:
+        done.attrs[f"{logical_id}.StreamArn"] = described["LatestStreamArn"]
+
+
+def _queue(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    sqs = aws.client("sqs")
+    name = properties.get("QueueName") or _physical_name(stack, logical_id)
+    attributes = {key: str(value).lower() if isinstance(value, bool) else str(value)
+                  for key, value in properties.items() if key not in ("QueueName", "Tags")}
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    done.refs[logical_id] = url
+    done.attrs[f"{logical_id}.Arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    done.attrs[f"{logical_id}.QueueName"] = name
+    done.attrs[f"{logical_id}.QueueUrl"] = url
+
+
+def _topic(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    name = properties.get("TopicName") or _physical_name(stack, logical_id, 256)
+    attributes = {key: str(value) for key, value in properties.items()
+                  if key in ("DisplayName", "KmsMasterKeyId", "DeliveryPolicy", "Policy")}
+    arn = aws.client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    done.refs[logical_id] = arn
+    done.attrs[f"{logical_id}.TopicArn"] = arn
+    done.attrs[f"{logical_id}.TopicName"] = name
+
+
+def _subscription(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any],
+                  done: Provisioned) -> None:
+    resolved = resolve(properties, done.refs, done.attrs)
+    answer = aws.client("sns").subscribe(TopicArn=resolved["TopicArn"], Protocol=resolved["Protocol"],
+                                         Endpoint=resolved["Endpoint"], ReturnSubscriptionArn=True)
+    done.refs[logical_id] = answer["SubscriptionArn"]
+
+
+def _function(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    name = properties.get("FunctionName") or _physical_name(stack, logical_id, 64)
+    done.refs[logical_id] = name
+    done.attrs[f"{logical_id}.Arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def _http_api(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    done.refs[logical_id] = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
+
+
+_CREATORS = {
+    "AWS::SecretsManager::Secret": _secret,
+    "AWS::DynamoDB::Table": _table,
+    "AWS::SQS::Queue": _queue,
+    "AWS::SNS::Topic": _topic,
+    "AWS::SNS::Subscription": _subscription,
+    "AWS::Serverless::Function": _function,
+    "AWS::Serverless::HttpApi": _http_api,
+}

@@ -1,0 +1,223 @@
+"""A DynamoDB stream event source mapping, as Lambda runs one.
+
+It polls the stream, drops records the FilterCriteria do not keep, batches by
+BatchSize and MaximumBatchingWindowInSeconds, and honours partial batch answers
+(checkpointing at the first failed record), BisectBatchOnFunctionError,
+MaximumRetryAttempts and the OnFailure destination.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+from local_stack.runtime import FunctionError
+from local_stack.template import REGION, matches_filter
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """The event's Properties from the template, resolved."""
+
+    stream_arn: str
+    batch_size: int = 100
+    batching_window: float = 0.0
+    filters: tuple[dict[str, Any], ...] = ()
+    report_item_failures: bool = False
+    bisect: bool = False
+    max_retries: int = -1  # -1: until the record expires, as Lambda's default
+    on_failure_queue_url: str | None = None
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, Any], queue_urls: dict[str, str]) -> MappingConfig:
+        filters = tuple(json.loads(f["Pattern"]) for f in properties.get("FilterCriteria", {}).get("Filters", []))
+        destination = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        return cls(
+            stream_arn=properties["Stream"],
+            batch_size=int(properties.get("BatchSize", 100)),
+            batching_window=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
+            filters=filters,
+            report_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            bisect=bool(properties.get("BisectBatchOnFunctionError", False)),
+            max_retries=int(properties.get("MaximumRetryAttempts", -1)),
+            on_failure_queue_url=queue_urls.get(destination) if destination else None,
+        )
+
+
+@dataclass
+class MappingStats:
+    records_read: int = 0
+    records_filtered_out: int = 0
+    invocations: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    records_sent_to_on_failure: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class StreamMapping:
+    def __init__(self, config: MappingConfig, invoke: Callable[[dict[str, Any]], Any], aws: boto3.Session,
+                 *, poll_interval: float = 0.1, log: Callable[[str], None] = lambda line: None,
+                 retry_pause: float = 0.05) -> None:
+        self.config = config
+        self._invoke = invoke
+        self._streams = aws.client("dynamodbstreams")
+        self._sqs = aws.client("sqs")
+        self._poll_interval = poll_interval
+        self._retry_pause = retry_pause
+        self._log = log
+        self.stats = MappingStats()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="stream-mapping")
+        self._iterators: dict[str, str | None] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until the stream is drained and nothing is in flight."""
+        deadline = time.monotonic() + timeout
+        self._idle.clear()
+        while time.monotonic() < deadline:
+            if self._idle.wait(0.05):
+                return True
+        return False
+
+    # --- polling ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[dict[str, Any]] = []
+        first_pending_at = 0.0
+        while not self._stop.is_set():
+            try:
+                fresh = self._poll()
+            except Exception as error:  # the emulator may be going away; try again
+                self._log(f"[local stack] stream poll failed: {type(error).__name__}: {error}")
+                self._stop.wait(0.5)
+                continue
+            kept = [r for r in fresh if self._keep(r)]
+            self.stats.records_read += len(fresh)
+            self.stats.records_filtered_out += len(fresh) - len(kept)
+            if kept and not pending:
+                first_pending_at = time.monotonic()
+            pending += kept
+            # A batch goes when it is full or when the batching window has passed.
+            while pending and (len(pending) >= self.config.batch_size
+                               or time.monotonic() - first_pending_at >= self.config.batching_window):
+                batch, pending = pending[: self.config.batch_size], pending[self.config.batch_size :]
+                self._deliver(batch)
+                first_pending_at = time.monotonic()
+            if not fresh:
+                if not pending:
+                    self._idle.set()
+                self._stop.wait(self._poll_interval)
+
+    def _poll(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        description = self._streams.describe_stream(StreamArn=self.config.stream_arn)["StreamDescription"]
+        for shard in description["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=self.config.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            iterator = self._iterators[shard_id]
+            if iterator is None:
+                continue
+            answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+            self._iterators[shard_id] = answer.get("NextShardIterator")
+            records += [self._as_lambda_sees_it(r) for r in answer["Records"]]
+        return records
+
+    def _as_lambda_sees_it(self, record: dict[str, Any]) -> dict[str, Any]:
+        record = json.loads(json.dumps(record, default=_json_default))
+        record.setdefault("eventSource", "aws:dynamodb")
+        record.setdefault("awsRegion", REGION)
+        record["eventSourceARN"] = self.config.stream_arn
+        return record
+
+    def _keep(self, record: dict[str, Any]) -> bool:
+        return not self.config.filters or any(matches_filter(f, record) for f in self.config.filters)
+
+    # --- delivering ------------------------------------------------------------
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        work = [(batch, 0)]
+        while work and not self._stop.is_set():
+            records, attempt = work.pop(0)
+            failed_from = self._invoke_once(records)
+            if failed_from is None:
+                continue
+            remaining = records[failed_from:]
+            if 0 <= self.config.max_retries <= attempt:
+                self._send_to_on_failure(remaining, attempt)
+                continue
+            self._stop.wait(self._retry_pause * (2**attempt))
+            if failed_from == 0 and self.config.bisect and len(remaining) > 1:
+                half = len(remaining) // 2
+                work[:0] = [(remaining[:half], attempt + 1), (remaining[half:], attempt + 1)]
+            else:
+                work.insert(0, (remaining, attempt + 1))
+
+    def _invoke_once(self, records: list[dict[str, Any]]) -> int | None:
+        """Invoke; return the index to retry from, or None when the batch is done."""
+        self.stats.invocations += 1
+        self.stats.batch_sizes.append(len(records))
+        try:
+            answer = self._invoke({"Records": records})
+        except FunctionError as error:
+            self.stats.function_errors += 1
+            self._log(f"[local stack] alert batch of {len(records)} failed: {error}")
+            return 0
+        if not self.config.report_item_failures or not isinstance(answer, dict):
+            return None
+        failures = answer.get("batchItemFailures") or []
+        if not failures:
+            return None
+        self.stats.partial_failures += 1
+        sequence = [r["dynamodb"]["SequenceNumber"] for r in records]
+        identifiers = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
+        if any(i not in sequence for i in identifiers):
+            return 0  # an answer Lambda cannot use fails the whole batch
+        return min(sequence.index(i) for i in identifiers)
+
+    def _send_to_on_failure(self, records: list[dict[str, Any]], attempts: int) -> None:
+        self.stats.records_sent_to_on_failure += len(records)
+        if not self.config.on_failure_queue_url or not records:
+            return
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        message = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts + 1},
+            "version": "1.0",
+            "timestamp": datetime.now().astimezone().isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": next(iter(self._iterators), ""),
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "batchSize": len(records),
+                "streamArn": self.config.stream_arn,
+            },
+        }
+        self._sqs.send_message(QueueUrl=self.config.on_failure_queue_url, MessageBody=json.dumps(message))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, bytes | bytearray):
+        import base64
+
+        return base64.b64encode(value).decode()
+    return str(value)

@@ -1,0 +1,193 @@
+"""A day of outbound SMS as CINNOX would report it: TDRs posted to the webhook.
+
+Each SMS gets a Submitted TDR, then one terminal TDR (Delivered, Undelivered or
+Rejected, at rates that vary by country). Some TDRs are sent twice, some terminal
+TDRs arrive before their Submitted, a share use the camelCase ``message`` wrapper
+and no Content-Type, and a few requests are malformed on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cinnox_sms.model import Status
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str
+    dialing: str
+    digits: int
+    weight: int
+    undelivered: float
+    rejected: float
+
+
+COUNTRIES = (
+    Country("HK", "852", 8, 14, 0.03, 0.01),
+    Country("SG", "65", 8, 10, 0.03, 0.01),
+    Country("GB", "44", 10, 10, 0.04, 0.02),
+    Country("US", "1", 10, 14, 0.05, 0.02),
+    Country("IN", "91", 10, 10, 0.08, 0.04),
+    Country("BR", "55", 11, 8, 0.07, 0.03),
+    Country("VE", "58", 10, 4, 0.12, 0.06),
+    Country("PH", "63", 10, 8, 0.07, 0.03),
+    Country("ID", "62", 10, 6, 0.08, 0.04),
+    Country("NG", "234", 10, 4, 0.12, 0.07),
+    Country("DE", "49", 11, 6, 0.03, 0.01),
+    Country("AU", "61", 9, 6, 0.03, 0.01),
+)
+EXCEPTIONS = {Status.UNDELIVERED: "sms deliver failed", Status.REJECTED: "sms send failed"}
+
+
+@dataclass(frozen=True)
+class Sms:
+    transaction_id: str
+    country: Country
+    number: str
+    outcome: Status
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST of the day: what is sent and what the webhook must answer."""
+
+    at: float  # seconds into the day
+    kind: str  # "tdr", "repeat" or "malformed"
+    body: bytes
+    expect: int
+    key: tuple[str, str] | None = None  # (TransactionID, Status) for TDRs
+    country: str | None = None
+    content_type: str | None = None
+    good_path: bool = True
+    label: str = ""
+
+
+@dataclass
+class Outcome:
+    delivery: Delivery
+    status: int
+    answer: dict[str, Any] | None
+    attempts: int
+    seconds: float
+
+
+def tdr_body(app_id: str, service_id: str, sms: Sms, status: Status, *, wrapped: bool) -> dict[str, Any]:
+    failed = status in EXCEPTIONS
+    if wrapped:  # the shape of CINNOX's other events: camelCase inside "message"
+        return {"message": {
+            "type": "tdr", "appId": app_id, "serviceId": service_id, "transactionId": sms.transaction_id,
+            "recipientNumber": sms.number, "recipientCountry": sms.country.code,
+            "responseCode": "400" if failed else "", "status": status.value,
+            "exception": EXCEPTIONS.get(status, ""),
+        }}
+    return {
+        "Type": "tdr", "AppID": app_id, "ServiceID": service_id, "TransactionID": sms.transaction_id,
+        "RecipientNumber": int(sms.number), "RecipientCountry": sms.country.code,
+        "ResponseCode": "400" if failed else "", "Status": status.value, "Exception": EXCEPTIONS.get(status, ""),
+    }
+
+
+def plan_day(sms_count: int, *, app_id: str, seed: int = 7, service_id: str = "svc-sms-01",
+             repeat_rate: float = 0.05, out_of_order_rate: float = 0.05, wrapped_rate: float = 0.15,
+             malformed: int | None = None) -> tuple[list[Sms], list[Delivery]]:
+    rng = random.Random(seed)
+    day = 86_400.0
+    weights = [c.weight for c in COUNTRIES]
+    messages: list[Sms] = []
+    deliveries: list[Delivery] = []
+    for index in range(sms_count):
+        country = rng.choices(COUNTRIES, weights)[0]
+        number = country.dialing + "".join(str(rng.randrange(10)) for _ in range(country.digits))
+        roll = rng.random()
+        outcome = (Status.UNDELIVERED if roll < country.undelivered
+                   else Status.REJECTED if roll < country.undelivered + country.rejected else Status.DELIVERED)
+        sms = Sms(f"txn-{seed:02d}-{index:05d}-{rng.getrandbits(24):06x}", country, number, outcome)
+        messages.append(sms)
+        submitted_at = rng.uniform(0, day)
+        terminal_at = submitted_at + rng.expovariate(1 / 20)
+        if rng.random() < out_of_order_rate:
+            terminal_at = submitted_at - rng.uniform(0.001, 1)  # the carrier's report overtakes Submitted
+        wrapped = rng.random() < wrapped_rate
+        for status, at in ((Status.SUBMITTED, submitted_at), (outcome, terminal_at)):
+            body = json.dumps(tdr_body(app_id, service_id, sms, status, wrapped=wrapped)).encode()
+            content_type = None if wrapped or rng.random() < 0.5 else "application/json"
+            delivery = Delivery(at, "tdr", body, 200, (sms.transaction_id, status.value), country.code, content_type)
+            deliveries.append(delivery)
+            if rng.random() < repeat_rate:
+                deliveries.append(Delivery(at + rng.uniform(1, 60), "repeat", body, 200, delivery.key,
+                                           country.code, content_type))
+    count = malformed if malformed is not None else max(6, len(deliveries) // 100)
+    deliveries += [_malformed(i, rng.uniform(0, day), app_id, rng) for i in range(count)]
+    deliveries.sort(key=lambda d: d.at)
+    return messages, deliveries
+
+
+def _malformed(index: int, at: float, app_id: str, rng: random.Random) -> Delivery:
+    good = {"Type": "tdr", "AppID": app_id, "TransactionID": f"bad-{index}-{rng.getrandbits(16):04x}",
+            "Status": "Delivered"}
+    kinds: list[tuple[str, bytes, int, bool]] = [
+        ("not JSON", b"TransactionID=1&Status=Delivered", 400, True),
+        ("unknown Status", json.dumps({**good, "Status": "Queued"}).encode(), 400, True),
+        ("no TransactionID", json.dumps({k: v for k, v in good.items() if k != "TransactionID"}).encode(), 400, True),
+        ("another app's AppID", json.dumps({**good, "AppID": "someone-else"}).encode(), 403, True),
+        ("wrong secret in the path", json.dumps(good).encode(), 404, False),
+        ("body over 64 KiB", json.dumps({**good, "Padding": "x" * 70_000}).encode(), 413, True),
+    ]
+    label, body, expect, good_path = kinds[index % len(kinds)]
+    return Delivery(at, "malformed", body, expect, None, None, "application/json", good_path, label)
+
+
+class Sender:
+    """Posts deliveries with a pool of senders; retries 5xx and refused connections, as a sender should."""
+
+    def __init__(self, webhook_url: str, *, senders: int = 8, attempts: int = 5,
+                 progress: Callable[[int], None] = lambda done: None) -> None:
+        self._url = webhook_url
+        self._bad_url = webhook_url.rsplit("/", 1)[0] + "/not-the-secret"
+        self._senders = senders
+        self._attempts = attempts
+        self._progress = progress
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def send_all(self, deliveries: list[Delivery]) -> list[Outcome]:
+        with ThreadPoolExecutor(self._senders) as pool:
+            return list(pool.map(self.send, deliveries))
+
+    def send(self, delivery: Delivery) -> Outcome:
+        started = time.monotonic()
+        headers = {"User-Agent": "cinnox-simulator"}
+        if delivery.content_type:
+            headers["Content-Type"] = delivery.content_type
+        url = self._url if delivery.good_path else self._bad_url
+        status, answer, attempt = 0, None, 0
+        for attempt in range(1, self._attempts + 1):
+            request = urllib.request.Request(url, data=delivery.body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                    status, raw = response.status, response.read()
+            except urllib.error.HTTPError as error:
+                status, raw = error.code, error.read()
+            except OSError:
+                status, raw = 0, b""
+            try:
+                answer = json.loads(raw) if raw else None
+            except ValueError:
+                answer = None
+            if status and status < 500:
+                break
+            time.sleep(0.05 * 2**attempt)
+        with self._lock:
+            self._done += 1
+            self._progress(self._done)
+        return Outcome(delivery, status, answer, attempt, time.monotonic() - started)
