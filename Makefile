@@ -12,10 +12,18 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help test lint validate build pytest clean
+.PHONY: help demo local test lint validate build pytest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+LOCAL_STACK := PYTHONPATH=tooling:layers/common $(VENV)/bin/python -m local_stack
+
+demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX traffic, then an account of it
+	$(LOCAL_STACK) demo $(DEMO_ARGS)
+
+local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); Ctrl-C stops it
+	$(LOCAL_STACK) local $(LOCAL_ARGS)
 
 test: lint validate build pytest  ## everything CI runs: lint, template checks, sam build, tests with coverage
 
@@ -47,4 +55,4 @@ pytest: $(VENV)/.installed  ## the test suite, with coverage of functions/ and l
 	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
 
 clean:  ## remove virtual environments and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage

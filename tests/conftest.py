@@ -6,14 +6,9 @@ import base64
 import io
 import json
 import secrets
-import socket
-import struct
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 
@@ -22,6 +17,11 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from local_stack.cinnox import CinnoxSimulator
+from local_stack.cloudformation import ResponseEndpoint
+from local_stack.cloudformation import custom_resource_event as cloudformation_event
+from local_stack.emulator import Provisioned, provision
+from local_stack.httpserver import JsonHandler, Server
 from local_stack.template import REGION, ROOT, Template, load_function_module
 
 APP_ID = "app-0f3c9d"
@@ -65,10 +65,20 @@ class Stack:
     """The template's resources, created in moto; values for Ref / GetAtt."""
 
     template: Template
-    refs: dict[str, str] = field(default_factory=dict)
-    attrs: dict[str, str] = field(default_factory=dict)
-    webhook_secret: str = ""
-    app_token: str = ""
+    provisioned: Provisioned
+    app_token: str
+
+    @property
+    def refs(self) -> dict[str, str]:
+        return self.provisioned.refs
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return self.provisioned.attrs
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.provisioned.secret_values["WebhookSecret"]
 
     @property
     def table_name(self) -> str:
@@ -80,41 +90,15 @@ class Stack:
 
 @pytest.fixture
 def stack(aws: None, template: Template) -> Stack:
-    """TdrTable, AlertTopic, AlertFailureQueue and WebhookSecret, shaped as the template declares."""
-    stack = Stack(template)
-    stack.refs.update(CinnoxAppId=APP_ID, CinnoxBaseUrl="http://127.0.0.1:9", CinnoxAppTokenSecret="cinnox/app-token")
-    for name, value in template.parameter_defaults().items():
-        stack.refs.setdefault(name, value)
-
-    dynamodb = boto3.client("dynamodb")
-    table = template.table_definition("TdrTable", "cinnox-sms-TdrTable")
-    described = dynamodb.create_table(**table)["TableDescription"]
-    ttl = template.resource("TdrTable")["Properties"]["TimeToLiveSpecification"]
-    dynamodb.update_time_to_live(TableName=table["TableName"], TimeToLiveSpecification=ttl)
-    stack.refs["TdrTable"] = table["TableName"]
-    stack.attrs["TdrTable.Arn"] = described["TableArn"]
-    stack.attrs["TdrTable.StreamArn"] = described["LatestStreamArn"]
-
-    sns = boto3.client("sns")
-    topic_arn = sns.create_topic(Name="cinnox-sms-AlertTopic", Attributes=template.topic_attributes("AlertTopic"))[
-        "TopicArn"
-    ]
-    stack.refs["AlertTopic"] = topic_arn
-    stack.attrs["AlertTopic.TopicName"] = topic_arn.rsplit(":", 1)[-1]
-
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName="cinnox-sms-AlertFailureQueue")["QueueUrl"]
-    stack.refs["AlertFailureQueue"] = queue_url
-
-    secretsmanager = boto3.client("secretsmanager")
-    stack.webhook_secret = secrets.token_urlsafe(36).replace("-", "a").replace("_", "b")
-    stack.refs["WebhookSecret"] = secretsmanager.create_secret(
-        Name="cinnox-sms-WebhookSecret", SecretString=stack.webhook_secret
-    )["ARN"]
-    stack.app_token = "tok-" + secrets.token_hex(24)
-    secretsmanager.create_secret(Name=stack.refs["CinnoxAppTokenSecret"], SecretString=stack.app_token)
-    stack.refs["TdrApi"] = "localapi"
-    return stack
+    """Every resource of the template, created in moto as the local stack creates them."""
+    parameters = {
+        "CinnoxAppId": APP_ID,
+        "CinnoxBaseUrl": "http://127.0.0.1:9",
+        "CinnoxAppTokenSecret": "cinnox/app-token",
+    }
+    app_token = "tok-" + secrets.token_hex(24)
+    boto3.client("secretsmanager").create_secret(Name=parameters["CinnoxAppTokenSecret"], SecretString=app_token)
+    return Stack(template, provision(template, parameters, boto3.Session(), "cinnox-sms"), app_token)
 
 
 @pytest.fixture
@@ -320,211 +304,56 @@ def stream_records(stack: Stack) -> list[dict[str, Any]]:
 # --- real HTTP on loopback: the webhook, a stand-in CINNOX, CloudFormation's response URL ---
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """A quiet request handler with JSON helpers."""
-
-    def read_body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def reply(self, status: int, payload: bytes = b"", content_type: str = "application/json") -> None:
-        self.send_response(status)
-        if payload:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Server:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def webhook_server(webhook: ModuleType, context: LambdaContext) -> Iterator[str]:
     """The real webhook handler behind a local HTTP server (base URL, no path)."""
 
-    class Handler(_Handler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             event = http_event(self.path, self.read_body(), headers=dict(self.headers.items()), path_parameters=False)
             response = webhook.lambda_handler(event, context)
             self.reply(response["statusCode"], response["body"].encode())
 
-    server = _Server(Handler)
+    server = Server(Handler)
     yield server.url
     server.close()
 
 
-@dataclass
-class CinnoxCall:
-    path: str
-    authorization: str
-    body: Any
-
-
-class FakeCinnox:
-    """Stands in for CINNOX's Open API: the outbound-SMS subscription PATCH.
-
-    Like CINNOX, it checks the Bearer token and, before accepting a URL, posts a
-    challenge to it and expects the challenge echoed. ``script`` queues one-off
-    misbehaviours: an (HTTP status, JSON body) pair, or "hang", "reset", "garbage".
-    """
-
-    def __init__(self, app_id: str, token: str) -> None:
-        self.app_id = app_id
-        self.token = token
-        self.calls: list[CinnoxCall] = []
-        self.script: list[Any] = []
-        self.subscription: dict[str, Any] | None = None
-        self.hang_seconds = 3.0
-        self._closing = threading.Event()
-        fake = self
-
-        class Handler(_Handler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PATCH(self) -> None:
-                raw = self.read_body()
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = raw.decode(errors="replace")
-                fake.calls.append(CinnoxCall(self.path, self.headers.get("Authorization", ""), body))
-                action = fake.script.pop(0) if fake.script else None
-                if action == "hang":
-                    fake._closing.wait(fake.hang_seconds)
-                    return self.reply(200, b'{"code": 0, "result": {}}')
-                if action == "reset":
-                    # An RST instead of an answer: SO_LINGER with a zero timeout.
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.close_connection = True
-                    return
-                if action == "garbage":
-                    self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
-                    self.close_connection = True
-                    return
-                status, answer = action or fake.answer(self.path, self.headers.get("Authorization", ""), body)
-                self.reply(status, json.dumps(answer).encode())
-
-        self._server = _Server(Handler)
-
-    @property
-    def base_url(self) -> str:
-        return self._server.url
-
-    def answer(self, path: str, authorization: str, body: Any) -> tuple[int, dict[str, Any]]:
-        if path != f"/v1/api/apps/{self.app_id}/outbound-sms-event-sub":
-            return 404, {"code": 6450001, "message": "method or URL not found"}
-        if authorization != f"Bearer {self.token}":
-            return 400, {"code": 6451000, "message": "wrong request parameter: invalid AppToken"}
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("enabled"), bool)
-            or not isinstance(body.get("url"), str)
-        ):
-            return 400, {"code": 6451000, "message": "wrong request parameter: enabled and url are required"}
-        if body["enabled"] and not self.verify(body["url"]):
-            return 400, {"code": 6451000, "message": "wrong request parameter: the webhook URL failed verification"}
-        updated = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        self.subscription = {"enabled": body["enabled"], "url": body["url"], "updatedAt": updated}
-        return 200, {"code": 0, "result": self.subscription}
-
-    @staticmethod
-    def verify(url: str) -> bool:
-        challenge = secrets.token_urlsafe(16)
-        request = urllib.request.Request(url, data=json.dumps({"challenge": challenge}).encode(), method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                answer = json.loads(response.read())
-        except (OSError, ValueError):
-            return False
-        return bool(answer.get("code") == 0 and answer.get("result", {}).get("challenge") == challenge)
-
-    def close(self) -> None:
-        self._closing.set()  # ends a "hang" at once
-        self._server.close()
-
-
 @pytest.fixture
-def cinnox(stack: Stack) -> Iterator[FakeCinnox]:
-    fake = FakeCinnox(APP_ID, stack.app_token)
+def cinnox(stack: Stack) -> Iterator[CinnoxSimulator]:
+    fake = CinnoxSimulator(APP_ID, stack.app_token)
     stack.refs["CinnoxBaseUrl"] = fake.base_url
     yield fake
     fake.close()
 
 
-class CloudFormationEndpoint:
-    """Collects what the custom resource PUTs to its pre-signed ResponseURL."""
-
-    def __init__(self) -> None:
-        self.responses: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.fail_next = 0
-        endpoint = self
-
-        class Handler(_Handler):
-            def do_PUT(self) -> None:
-                body = self.read_body()
-                if endpoint.fail_next:
-                    endpoint.fail_next -= 1
-                    return self.reply(503)
-                endpoint.responses.append(json.loads(body))
-                endpoint.headers.append(dict(self.headers.items()))
-                self.reply(200)
-
-        self._server = _Server(Handler)
-        self.url = f"{self._server.url}/cloudformation-response?X-Amz-Signature=abc123"
-
-    def close(self) -> None:
-        self._server.close()
-
-
 @pytest.fixture
-def cloudformation() -> Iterator[CloudFormationEndpoint]:
-    endpoint = CloudFormationEndpoint()
+def cloudformation() -> Iterator[ResponseEndpoint]:
+    endpoint = ResponseEndpoint()
     yield endpoint
     endpoint.close()
 
 
 @pytest.fixture
 def custom_resource_event(
-    stack: Stack, template: Template, cloudformation: CloudFormationEndpoint, webhook_server: str
+    stack: Stack, template: Template, cloudformation: ResponseEndpoint, webhook_server: str
 ) -> Callable[..., dict[str, Any]]:
     """A CloudFormation custom resource event built from the template's own Properties."""
 
     def build(request_type: str = "Create", **overrides: Any) -> dict[str, Any]:
-        stack.refs.setdefault("SubscriptionFunction", "arn:aws:lambda:us-east-1:123456789012:function:sub")
-        stack.attrs["SubscriptionFunction.Arn"] = stack.refs["SubscriptionFunction"]
         properties = template.properties("CinnoxSubscription", stack.refs, stack.attrs)
         # The webhook is served locally rather than by API Gateway.
         properties["WebhookUrl"] = f"{webhook_server}/tdr"
         properties.update(overrides.pop("properties", {}))
-        event: dict[str, Any] = {
-            "RequestType": request_type,
-            "ServiceToken": properties["ServiceToken"],
-            "ResponseURL": cloudformation.url,
-            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/cinnox-sms/0a1b2c3d",
-            "RequestId": "req-" + secrets.token_hex(4),
-            "LogicalResourceId": "CinnoxSubscription",
-            "ResourceType": template.resource("CinnoxSubscription")["Type"],
-            "ResourceProperties": properties,
-        }
-        if request_type != "Create":
-            event["PhysicalResourceId"] = f"cinnox-outbound-sms-sub-{properties['CinnoxAppId']}"
+        physical_id = None if request_type == "Create" else f"cinnox-outbound-sms-sub-{properties['CinnoxAppId']}"
+        event = cloudformation_event(
+            request_type,
+            "CinnoxSubscription",
+            template.resource("CinnoxSubscription")["Type"],
+            properties,
+            cloudformation.url,
+            physical_id,
+        )
         event.update(overrides)
         return event
 

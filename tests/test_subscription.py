@@ -6,12 +6,16 @@ import json
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
-from conftest import APP_ID, CloudFormationEndpoint, FakeCinnox, LambdaContext, LogLines, Stack
+from conftest import APP_ID, LambdaContext, LogLines, Stack
+
+if TYPE_CHECKING:
+    from local_stack.cinnox import CinnoxSimulator
+    from local_stack.cloudformation import ResponseEndpoint
 
 Event = Callable[..., dict[str, Any]]
 
@@ -29,8 +33,8 @@ def assert_no_secret(stack: Stack, *texts: str) -> None:
 def test_create_subscribes_the_secret_url_after_cinnox_verifies_it(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     stack: Stack,
     webhook_server: str,
     logs: LogLines,
@@ -62,8 +66,8 @@ def test_create_subscribes_the_secret_url_after_cinnox_verifies_it(
 def test_json_app_token_secret_is_read(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     stack: Stack,
 ) -> None:
     # Given the AppToken stored as JSON {"appToken": ...}
@@ -78,8 +82,8 @@ def test_json_app_token_secret_is_read(
 def test_update_with_a_new_url_keeps_the_physical_id(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     webhook_server: str,
     stack: Stack,
 ) -> None:
@@ -97,8 +101,8 @@ def test_update_with_a_new_url_keeps_the_physical_id(
 def test_delete_unsubscribes(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     webhook_server: str,
     stack: Stack,
 ) -> None:
@@ -113,8 +117,8 @@ def test_delete_unsubscribes(
 def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     stack: Stack,
     logs: LogLines,
 ) -> None:
@@ -136,8 +140,8 @@ def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
 def test_failed_url_verification_fails_the_create(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
 ) -> None:
     # Given a webhook URL that does not answer the challenge
     invoke(subscription, custom_resource_event("Create", properties={"WebhookUrl": "http://127.0.0.1:9/tdr"}))
@@ -161,8 +165,8 @@ def test_failed_url_verification_fails_the_create(
 def test_transient_trouble_is_retried_then_succeeds(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     monkeypatch: pytest.MonkeyPatch,
     trouble: Any,
 ) -> None:
@@ -181,8 +185,8 @@ def test_transient_trouble_is_retried_then_succeeds(
 def test_lasting_trouble_fails_after_bounded_attempts(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CINNOX_MAX_ATTEMPTS", "3")
@@ -198,7 +202,7 @@ def test_lasting_trouble_fails_after_bounded_attempts(
 def test_unreachable_cinnox_fails_the_create(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cloudformation: CloudFormationEndpoint,
+    cloudformation: ResponseEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CINNOX_MAX_ATTEMPTS", "2")
@@ -211,8 +215,8 @@ def test_unreachable_cinnox_fails_the_create(
 def test_delete_that_cannot_unsubscribe_still_succeeds_with_a_warning(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     logs: LogLines,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -229,8 +233,8 @@ def test_delete_that_cannot_unsubscribe_still_succeeds_with_a_warning(
 def test_missing_app_token_secret_fails_create_but_not_delete(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
 ) -> None:
     properties = {"CinnoxAppTokenSecret": "cinnox/no-such-secret"}
     invoke(subscription, custom_resource_event("Create", properties=properties))
@@ -243,7 +247,7 @@ def test_missing_app_token_secret_fails_create_but_not_delete(
 def test_invalid_properties_fail_the_create(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cloudformation: CloudFormationEndpoint,
+    cloudformation: ResponseEndpoint,
 ) -> None:
     event = custom_resource_event("Create")
     del event["ResourceProperties"]["CinnoxAppId"]
@@ -256,7 +260,7 @@ def test_invalid_properties_fail_the_create(
 def test_json_secret_without_app_token_key_fails_clearly(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cloudformation: CloudFormationEndpoint,
+    cloudformation: ResponseEndpoint,
     stack: Stack,
 ) -> None:
     boto3.client("secretsmanager").put_secret_value(
@@ -270,8 +274,8 @@ def test_json_secret_without_app_token_key_fails_clearly(
 def test_answer_is_sent_before_the_lambda_times_out(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     monkeypatch: pytest.MonkeyPatch,
     request_type: str,
     status: str,
@@ -292,8 +296,8 @@ def test_answer_is_sent_before_the_lambda_times_out(
 def test_cinnox_echoing_the_url_or_token_is_redacted(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
     stack: Stack,
     webhook_server: str,
     logs: LogLines,
@@ -312,8 +316,8 @@ def test_cinnox_echoing_the_url_or_token_is_redacted(
 def test_response_url_failing_once_is_retried_and_answered_once(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cinnox: FakeCinnox,
-    cloudformation: CloudFormationEndpoint,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
 ) -> None:
     cloudformation.fail_next = 1
     invoke(subscription, custom_resource_event("Create"))
@@ -324,7 +328,7 @@ def test_response_url_failing_once_is_retried_and_answered_once(
 def test_unknown_request_type_fails(
     subscription: ModuleType,
     custom_resource_event: Event,
-    cloudformation: CloudFormationEndpoint,
+    cloudformation: ResponseEndpoint,
 ) -> None:
     invoke(subscription, custom_resource_event("Rename"))
     assert cloudformation.responses[0]["Status"] == "FAILED"

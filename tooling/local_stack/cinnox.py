@@ -59,7 +59,10 @@ class CinnoxSimulator:
         if not (isinstance(body, dict) and isinstance(body.get("enabled"), bool) and isinstance(body.get("url"), str)):
             return 400, {"code": WRONG_PARAMETER, "message": "wrong request parameter: enabled and url are required"}
         if body["enabled"] and not self.verify(body["url"]):
-            return 400, {"code": WRONG_PARAMETER, "message": "wrong request parameter: the webhook URL failed verification"}
+            return 400, {
+                "code": WRONG_PARAMETER,
+                "message": "wrong request parameter: the webhook URL failed verification",
+            }
         updated = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.subscription = {"enabled": body["enabled"], "url": body["url"], "updatedAt": updated}
         self.history.append(self.subscription)
@@ -71,12 +74,16 @@ class CinnoxSimulator:
         challenge = secrets.token_urlsafe(16)
         request = urllib.request.Request(url, data=json.dumps({"challenge": challenge}).encode(), method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - a URL we were given
+            with urllib.request.urlopen(request, timeout=5) as response:
                 answer = json.loads(response.read())
         except (OSError, ValueError):
             return False
-        return bool(isinstance(answer, dict) and answer.get("code") == 0
-                    and isinstance(answer.get("result"), dict) and answer["result"].get("challenge") == challenge)
+        return bool(
+            isinstance(answer, dict)
+            and answer.get("code") == 0
+            and isinstance(answer.get("result"), dict)
+            and answer["result"].get("challenge") == challenge
+        )
 
     def _handler_class(self) -> type[JsonHandler]:
         simulator = self

@@ -28,16 +28,26 @@ def main(argv: list[str] | None = None) -> int:
     local = commands.add_parser("local", help="keep the stack running for manual use (Ctrl-C stops it)")
     for command, api, emulator, cinnox in ((demo, 0, 0, 0), (local, 3000, 5000, 8090)):
         command.add_argument("--api-port", type=int, default=api, help=f"HTTP API port (default {api or 'any free'})")
-        command.add_argument("--emulator-port", type=int, default=emulator,
-                             help=f"moto's port (default {emulator or 'any free'}); ignored with AWS_ENDPOINT_URL")
-        command.add_argument("--cinnox-port", type=int, default=cinnox,
-                             help=f"CINNOX simulator port (default {cinnox or 'any free'})")
+        command.add_argument(
+            "--emulator-port",
+            type=int,
+            default=emulator,
+            help=f"moto's port (default {emulator or 'any free'}); ignored with AWS_ENDPOINT_URL",
+        )
+        command.add_argument(
+            "--cinnox-port", type=int, default=cinnox, help=f"CINNOX simulator port (default {cinnox or 'any free'})"
+        )
         command.add_argument("--app-id", default="demo-app-0001", help="the CINNOX AppID the stack is deployed for")
     args = parser.parse_args(argv)
 
-    options = StackOptions(api_port=args.api_port, emulator_port=args.emulator_port, cinnox_port=args.cinnox_port,
-                           endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, app_id=args.app_id,
-                           concurrency={"WebhookFunction": 2})
+    options = StackOptions(
+        api_port=args.api_port,
+        emulator_port=args.emulator_port,
+        cinnox_port=args.cinnox_port,
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        app_id=args.app_id,
+        concurrency={"WebhookFunction": 2},
+    )
     stack = LocalStack(Template.load(), options, status=lambda line: print(f"  {line}", flush=True))
     stopping = threading.Event()
 
@@ -78,8 +88,11 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
         stack.stop()
         raise
     answers = stack.stop()
-    unsubscribed = bool(answers) and all(a.get("Status") == "SUCCESS" for a in answers) and bool(
-        stack.cinnox and stack.cinnox.subscription and stack.cinnox.subscription["enabled"] is False)
+    unsubscribed = (
+        bool(answers)
+        and all(a.get("Status") == "SUCCESS" for a in answers)
+        and bool(stack.cinnox and stack.cinnox.subscription and stack.cinnox.subscription["enabled"] is False)
+    )
     check(account, unsubscribed)
     print(summary(account), flush=True)
     print(f"\nfunction logs: {stack.options.log_dir}")
@@ -89,31 +102,45 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
 def _local(stack: LocalStack, stopping: threading.Event) -> int:
     assert stack.aws is not None
     url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
-    sample = {"Type": "tdr", "AppID": stack.options.app_id, "ServiceID": "svc-local", "TransactionID": "demo-0001",
-              "RecipientNumber": 85298765432, "RecipientCountry": "HK", "ResponseCode": "400",
-              "Status": "Rejected", "Exception": "sms send failed"}
+    sample = {
+        "Type": "tdr",
+        "AppID": stack.options.app_id,
+        "ServiceID": "svc-local",
+        "TransactionID": "demo-0001",
+        "RecipientNumber": 85298765432,
+        "RecipientCountry": "HK",
+        "ResponseCode": "400",
+        "Status": "Rejected",
+        "Exception": "sms send failed",
+    }
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
-    print(f"""
+    print(
+        f"""
 CINNOX SMS tracker, running locally (Ctrl-C to stop)
   webhook URL   {url}
   AppID         {stack.options.app_id}
   AWS emulator  {stack.endpoint}  (AWS_ENDPOINT_URL={stack.endpoint})
-  table         {stack.output('TdrTableName')}
-  alert topic   {stack.output('AlertTopicArn')}
-  CINNOX        {stack.cinnox.base_url if stack.cinnox else '-'}  (simulator; the webhook is subscribed)
+  table         {stack.output("TdrTableName")}
+  alert topic   {stack.output("AlertTopicArn")}
+  CINNOX        {stack.cinnox.base_url if stack.cinnox else "-"}  (simulator; the webhook is subscribed)
   logs          {stack.options.log_dir}
 
 Post a TDR:
   curl -s -X POST {shlex.quote(url)} -d {shlex.quote(json.dumps(sample))}
 
-Alerts, as they are published:""", flush=True)
+Alerts, as they are published:""",
+        flush=True,
+    )
     try:
         while not stopping.is_set():
             for alert in inbox.receive(wait_seconds=1):
                 recipient = alert.get("recipientNumber")
-                print(f"  {time.strftime('%H:%M:%S')}  {alert['status']:<11} {alert['transactionId']}  "
-                      f"to {'+' + recipient.lstrip('+') if recipient else '?'} ({alert.get('recipientCountry', '?')})"
-                      f"  {alert.get('exception', '')}", flush=True)
+                print(
+                    f"  {time.strftime('%H:%M:%S')}  {alert['status']:<11} {alert['transactionId']}  "
+                    f"to {'+' + recipient.lstrip('+') if recipient else '?'} ({alert.get('recipientCountry', '?')})"
+                    f"  {alert.get('exception', '')}",
+                    flush=True,
+                )
     except KeyboardInterrupt:
         pass
     print("\nstopping: unsubscribing from CINNOX, then stopping every process", flush=True)

@@ -57,9 +57,15 @@ class ResponseEndpoint:
         return Handler
 
 
-def custom_resource_event(request_type: str, logical_id: str, resource_type: str, properties: dict[str, Any],
-                          response_url: str, physical_id: str | None = None,
-                          old_properties: dict[str, Any] | None = None) -> dict[str, Any]:
+def custom_resource_event(
+    request_type: str,
+    logical_id: str,
+    resource_type: str,
+    properties: dict[str, Any],
+    response_url: str,
+    physical_id: str | None = None,
+    old_properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The event CloudFormation sends a custom resource's ServiceToken function."""
     event: dict[str, Any] = {
         "RequestType": request_type,
@@ -78,8 +84,9 @@ def custom_resource_event(request_type: str, logical_id: str, resource_type: str
     return event
 
 
-def run_custom_resource(invoke_async: Callable[[dict[str, Any]], None], endpoint: ResponseEndpoint,
-                        event: dict[str, Any], timeout: float) -> dict[str, Any]:
+def run_custom_resource(
+    invoke_async: Callable[[dict[str, Any]], None], endpoint: ResponseEndpoint, event: dict[str, Any], timeout: float
+) -> dict[str, Any]:
     """Send the event as CloudFormation does (asynchronously) and wait for the one answer."""
     invoke_async(event)
     response = endpoint.wait(event["RequestId"], timeout)

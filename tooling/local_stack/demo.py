@@ -9,13 +9,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
-
-import boto3
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cinnox_sms.model import FAILURE_STATUSES, Status
-from local_stack.stack import LocalStack
 from local_stack.traffic import Outcome, Sender, Sms, plan_day
+
+if TYPE_CHECKING:
+    import boto3
+
+    from local_stack.stack import LocalStack
 
 
 @dataclass
@@ -56,8 +58,10 @@ class AlertInbox:
         answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
         messages = answer.get("Messages", [])
         if messages:
-            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self._sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
         alerts = []
         for message in messages:
             envelope = json.loads(message["Body"])
@@ -68,14 +72,18 @@ class AlertInbox:
 
 
 def run_demo(stack: LocalStack, *, sms_count: int, seed: int, senders: int, out: TextIO = sys.stdout) -> Account:
-    assert stack.aws is not None and stack.cinnox is not None
+    assert stack.aws is not None
+    assert stack.cinnox is not None
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
     webhook_url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
     messages, deliveries = plan_day(sms_count, app_id=stack.options.app_id, seed=seed)
     alerts: Counter[tuple[str, str]] = Counter()
     progress = _Progress(out, len(deliveries), lambda: sum(alerts.values()))
-    print(f"sending {len(deliveries)} requests for {len(messages)} SMS "
-          f"to {len({m.country.code for m in messages})} countries, {senders} at a time", file=out)
+    print(
+        f"sending {len(deliveries)} requests for {len(messages)} SMS "
+        f"to {len({m.country.code for m in messages})} countries, {senders} at a time",
+        file=out,
+    )
     started = time.monotonic()
     receiving = threading.Event()
     receiving.set()
@@ -102,9 +110,11 @@ def run_demo(stack: LocalStack, *, sms_count: int, seed: int, senders: int, out:
     seconds = time.monotonic() - started
     progress.finish()
     stored = _scan(stack.aws, stack.output("TdrTableName"))
-    stream = {"read": sum(m.stats.records_read for m in stack.mappings),
-              "filtered out": sum(m.stats.records_filtered_out for m in stack.mappings),
-              "invocations": sum(m.stats.invocations for m in stack.mappings)}
+    stream = {
+        "read": sum(m.stats.records_read for m in stack.mappings),
+        "filtered out": sum(m.stats.records_filtered_out for m in stack.mappings),
+        "invocations": sum(m.stats.invocations for m in stack.mappings),
+    }
     subscription = [entry["enabled"] for entry in stack.cinnox.history]
     return Account(messages, outcomes, stored, alerts, stream, subscription, seconds)
 
@@ -118,24 +128,48 @@ def check(account: Account, unsubscribed: bool) -> None:
     duplicates = sum(1 for o in tdrs if o.answer and o.answer.get("result", {}).get("duplicate") is True)
     repeats = sum(1 for o in tdrs if o.delivery.kind == "repeat")
     checks = account.checks
-    checks.append(Check(all(o.status == 200 for o in tdrs) and account.stored == expected_pairs,
-                        f"every TDR was answered 200 and is in the table: {len(account.stored)} stored "
-                        f"of {len(expected_pairs)} expected, nothing lost, nothing extra"))
-    checks.append(Check(duplicates == repeats,
-                        f"every repeat was acknowledged as a duplicate ({duplicates} of {repeats}) and added nothing"))
-    checks.append(Check(all(o.status == o.delivery.expect for o in malformed),
-                        f"every malformed request was refused with the expected 4xx ({len(malformed)})"))
+    checks.append(
+        Check(
+            all(o.status == 200 for o in tdrs) and account.stored == expected_pairs,
+            f"every TDR was answered 200 and is in the table: {len(account.stored)} stored "
+            f"of {len(expected_pairs)} expected, nothing lost, nothing extra",
+        )
+    )
+    checks.append(
+        Check(
+            duplicates == repeats,
+            f"every repeat was acknowledged as a duplicate ({duplicates} of {repeats}) and added nothing",
+        )
+    )
+    checks.append(
+        Check(
+            all(o.status == o.delivery.expect for o in malformed),
+            f"every malformed request was refused with the expected 4xx ({len(malformed)})",
+        )
+    )
     twice = [key for key, count in account.alerts.items() if count > 1]
-    checks.append(Check(set(account.alerts) == failures and not twice,
-                        f"every Undelivered/Rejected SMS alerted exactly once ({len(account.alerts)} of "
-                        f"{len(failures)}; {len(twice)} twice), and nothing else alerted"))
+    checks.append(
+        Check(
+            set(account.alerts) == failures and not twice,
+            f"every Undelivered/Rejected SMS alerted exactly once ({len(account.alerts)} of "
+            f"{len(failures)}; {len(twice)} twice), and nothing else alerted",
+        )
+    )
     non_failures = len(expected_pairs) - len(failures)
-    checks.append(Check(account.stream["filtered out"] == non_failures,
-                        f"the stream filter kept Submitted/Delivered away from the alert function "
-                        f"({account.stream['filtered out']} of {account.stream['read']} records filtered out, "
-                        f"{account.stream['invocations']} invocations)"))
-    checks.append(Check(account.subscription[:1] == [True] and unsubscribed,
-                        "CINNOX verified and subscribed the webhook at start, and saw enabled: false at shutdown"))
+    checks.append(
+        Check(
+            account.stream["filtered out"] == non_failures,
+            f"the stream filter kept Submitted/Delivered away from the alert function "
+            f"({account.stream['filtered out']} of {account.stream['read']} records filtered out, "
+            f"{account.stream['invocations']} invocations)",
+        )
+    )
+    checks.append(
+        Check(
+            account.subscription[:1] == [True] and unsubscribed,
+            "CINNOX verified and subscribed the webhook at start, and saw enabled: false at shutdown",
+        )
+    )
 
 
 def summary(account: Account) -> str:
@@ -147,6 +181,7 @@ def summary(account: Account) -> str:
     answered_200 = sum(1 for o in outcomes if o.status == 200)
     latencies = sorted(o.seconds for o in outcomes)
     retried = sum(1 for o in outcomes if o.attempts > 1)
+    refusals = ", ".join(f"{n}x {status}" for status, n in sorted(refused.items()))
     lines += [
         "",
         "Summary",
@@ -154,14 +189,14 @@ def summary(account: Account) -> str:
         f"  requests sent       {sent}  ({by_kind['tdr']} TDRs, {by_kind['repeat']} repeats, "
         f"{by_kind['malformed']} malformed)",
         f"  answered 200        {answered_200}",
-        f"  refused             {sum(refused.values())}  ({', '.join(f'{n}x {s}' for s, n in sorted(refused.items()))})",
+        f"  refused             {sum(refused.values())}  ({refusals})",
         f"  retried by sender   {retried}",
         f"  stored in DynamoDB  {len(account.stored)}",
         f"  alerts published    {sum(account.alerts.values())}",
         f"  time                {account.seconds:.1f} s, {sent / account.seconds:.0f} requests/s; latency "
         f"p50 {_percentile(latencies, 50) * 1000:.0f} ms, p99 {_percentile(latencies, 99) * 1000:.0f} ms",
         "",
-        "  by status      sent  stored  alerts",
+        "  by status      sent  stored  alerts   (sent counts repeats too)",
     ]
     for status in Status:
         sent_n = sum(1 for o in outcomes if o.delivery.key and o.delivery.key[1] == status.value)
@@ -174,8 +209,10 @@ def summary(account: Account) -> str:
         per_country.setdefault(sms.country.code, Counter())[sms.outcome.value] += 1
     for country, counts in sorted(per_country.items(), key=lambda kv: -sum(kv[1].values())):
         total = sum(counts.values())
-        lines.append(f"  {country:<10} {total:>6}  {counts['Delivered']:>9}  {counts['Undelivered']:>11}  "
-                     f"{counts['Rejected']:>8}  {counts['Delivered'] / total:>12.1%}")
+        lines.append(
+            f"  {country:<10} {total:>6}  {counts['Delivered']:>9}  {counts['Undelivered']:>11}  "
+            f"{counts['Rejected']:>8}  {counts['Delivered'] / total:>12.1%}"
+        )
     lines += ["", "Checks"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.text}" for c in account.checks]
     lines.append("")
@@ -186,8 +223,9 @@ def summary(account: Account) -> str:
 def _scan(aws: boto3.Session, table: str) -> set[tuple[str, str]]:
     keys: set[tuple[str, str]] = set()
     paginator = aws.client("dynamodb").get_paginator("scan")
-    for page in paginator.paginate(TableName=table, ProjectionExpression="transactionId, #s",
-                                   ExpressionAttributeNames={"#s": "status"}):
+    for page in paginator.paginate(
+        TableName=table, ProjectionExpression="transactionId, #s", ExpressionAttributeNames={"#s": "status"}
+    ):
         keys |= {(item["transactionId"]["S"], item["status"]["S"]) for item in page["Items"]}
     return keys
 
@@ -221,4 +259,3 @@ class _Progress:
         self.update(self._done)
         if self._tty:
             print(file=self._out)
-

@@ -37,16 +37,18 @@ class MotoServer:
 
     def start(self, timeout: float = 30) -> None:
         output = self._log_file.open("ab") if self._log_file else subprocess.DEVNULL
-        self._process = subprocess.Popen(  # noqa: S603 - our interpreter, moto's module
+        self._process = subprocess.Popen(
             [self._python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto's server exited ({self._process.returncode}); see {self._log_file}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -63,9 +65,12 @@ class MotoServer:
 
 
 def session(endpoint: str) -> boto3.Session:
-    return boto3.Session(aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                         aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"], region_name=REGION)
+    return boto3.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
 
 
 @dataclass
@@ -107,8 +112,15 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
     done.refs.update({**template.parameter_defaults(), **parameters})
     conditions = template.conditions(done.refs)
     resources = template.body["Resources"]
-    order = ["AWS::SecretsManager::Secret", "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic",
-             "AWS::SNS::Subscription", "AWS::Serverless::Function", "AWS::Serverless::HttpApi"]
+    order = [
+        "AWS::SecretsManager::Secret",
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::SNS::Topic",
+        "AWS::SNS::Subscription",
+        "AWS::Serverless::Function",
+        "AWS::Serverless::HttpApi",
+    ]
     for resource_type in order:
         for logical_id, resource in resources.items():
             if resource["Type"] != resource_type:
@@ -154,7 +166,8 @@ def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str
         dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"])
     if "PointInTimeRecoverySpecification" in properties:
         dynamodb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification=properties["PointInTimeRecoverySpecification"])
+            TableName=name, PointInTimeRecoverySpecification=properties["PointInTimeRecoverySpecification"]
+        )
     done.refs[logical_id] = name
     done.attrs[f"{logical_id}.Arn"] = described["TableArn"]
     if "LatestStreamArn" in described:
@@ -164,9 +177,12 @@ def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str
 def _queue(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
     sqs = aws.client("sqs")
     name = properties.get("QueueName") or _physical_name(stack, logical_id)
-    attributes = {key: str(value).lower() if isinstance(value, bool) else str(value)
-                  for key, value in properties.items() if key not in ("QueueName", "Tags")}
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    attributes = {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in properties.items()
+        if key not in ("QueueName", "Tags")
+    }
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
     done.refs[logical_id] = url
     done.attrs[f"{logical_id}.Arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
     done.attrs[f"{logical_id}.QueueName"] = name
@@ -175,19 +191,27 @@ def _queue(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str
 
 def _topic(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
     name = properties.get("TopicName") or _physical_name(stack, logical_id, 256)
-    attributes = {key: str(value) for key, value in properties.items()
-                  if key in ("DisplayName", "KmsMasterKeyId", "DeliveryPolicy", "Policy")}
+    attributes = {
+        key: str(value)
+        for key, value in properties.items()
+        if key in ("DisplayName", "KmsMasterKeyId", "DeliveryPolicy", "Policy")
+    }
     arn = aws.client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
     done.refs[logical_id] = arn
     done.attrs[f"{logical_id}.TopicArn"] = arn
     done.attrs[f"{logical_id}.TopicName"] = name
 
 
-def _subscription(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any],
-                  done: Provisioned) -> None:
+def _subscription(
+    aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned
+) -> None:
     resolved = resolve(properties, done.refs, done.attrs)
-    answer = aws.client("sns").subscribe(TopicArn=resolved["TopicArn"], Protocol=resolved["Protocol"],
-                                         Endpoint=resolved["Endpoint"], ReturnSubscriptionArn=True)
+    answer = aws.client("sns").subscribe(
+        TopicArn=resolved["TopicArn"],
+        Protocol=resolved["Protocol"],
+        Endpoint=resolved["Endpoint"],
+        ReturnSubscriptionArn=True,
+    )
     done.refs[logical_id] = answer["SubscriptionArn"]
 
 

@@ -16,8 +16,13 @@ from local_stack.httpserver import JsonHandler, Server
 from local_stack.runtime import FunctionError
 from local_stack.template import ACCOUNT
 
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-               "application/x-www-form-urlencoded")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+)
 MAX_PAYLOAD = 10 * 1024 * 1024  # HTTP APIs refuse larger requests
 
 
@@ -48,8 +53,15 @@ class Route:
 
 
 class HttpApi:
-    def __init__(self, routes: list[Route], invoke: Callable[[str, dict[str, Any]], Any], *, api_id: str,
-                 port: int = 0, domain: str = "localhost") -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        invoke: Callable[[str, dict[str, Any]], Any],
+        *,
+        api_id: str,
+        port: int = 0,
+        domain: str = "localhost",
+    ) -> None:
         self.routes = sorted(routes, key=lambda r: r.specificity)
         self._invoke = invoke
         self.api_id = api_id
@@ -71,8 +83,16 @@ class HttpApi:
                 return route, parameters
         return None
 
-    def event(self, route: Route, parameters: dict[str, str], method: str, target: str,
-              headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict[str, Any]:
+    def event(
+        self,
+        route: Route,
+        parameters: dict[str, str],
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> dict[str, Any]:
         """The payload format 2.0 event API Gateway would send for this request."""
         url = urlsplit(target)
         merged: dict[str, str] = {}
@@ -95,8 +115,13 @@ class HttpApi:
                 "apiId": self.api_id,
                 "domainName": self._domain,
                 "domainPrefix": self._domain.split(".")[0],
-                "http": {"method": method, "path": url.path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                         "userAgent": merged.get("user-agent", "")},
+                "http": {
+                    "method": method,
+                    "path": url.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": source_ip,
+                    "userAgent": merged.get("user-agent", ""),
+                },
                 "requestId": uuid.uuid4().hex[:16],
                 "routeKey": route.route_key,
                 "stage": "$default",
@@ -135,8 +160,9 @@ class HttpApi:
                 if found is None:
                     return self.reply(404, b'{"message":"Not Found"}')
                 route, parameters = found
-                event = api.event(route, parameters, self.command, self.path, list(self.headers.items()), body,
-                                  self.client_address[0])
+                event = api.event(
+                    route, parameters, self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
                 try:
                     result = api._invoke(route.function, event)
                 except FunctionError:

@@ -69,8 +69,14 @@ class FunctionSpec:
 class FunctionHost:
     """One function: a queue of invocations and ``concurrency`` execution environments."""
 
-    def __init__(self, spec: FunctionSpec, *, concurrency: int = 1,
-                 log: Callable[[str, str], None] | None = None, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        concurrency: int = 1,
+        log: Callable[[str, str], None] | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.spec = spec
         self._log = log or (lambda name, line: None)
         self._python = python
@@ -114,8 +120,7 @@ class FunctionHost:
     def environment_variables(self, runtime_api: str) -> dict[str, str]:
         spec = self.spec
         path = os.pathsep.join(str(p) for p in (spec.code_dir, *spec.layer_dirs))
-        inherited = {k: v for k, v in os.environ.items()
-                     if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT", "TMPDIR")}
+        inherited = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT", "TMPDIR")}
         return {
             **inherited,
             **spec.environment,
@@ -148,9 +153,13 @@ class _Environment:
 
     def start(self) -> None:
         runtime_api = f"127.0.0.1:{self._server.server_port}"
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.host.command(), cwd=self.host.spec.code_dir, env=self.host.environment_variables(runtime_api),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(
+            self.host.command(),
+            cwd=self.host.spec.code_dir,
+            env=self.host.environment_variables(runtime_api),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump_output, args=(self.process,), daemon=True).start()
         threading.Thread(target=self._watch, args=(self.process,), daemon=True).start()
@@ -169,8 +178,10 @@ class _Environment:
         if invocation is not None and not invocation.done.is_set():
             invocation.error = {"errorType": "Runtime.ExitError", "errorMessage": f"the runtime exited ({code})"}
             if invocation.timed_out:
-                invocation.error = {"errorType": "Sandbox.Timedout",
-                                    "errorMessage": f"Task timed out after {invocation.timeout:.2f} seconds"}
+                invocation.error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {invocation.timeout:.2f} seconds",
+                }
             invocation.done.set()
         self.host.log(f"[local stack] runtime exited ({code}); starting a fresh environment")
         self.start()
@@ -224,7 +235,6 @@ def _runtime_api(environment: _Environment) -> type[BaseHTTPRequestHandler]:
     host = environment.host
 
     class RuntimeApi(JsonHandler):
-
         def do_GET(self) -> None:
             if self.path != f"{API_PREFIX}/invocation/next":
                 return self.reply(404, b'{"errorMessage": "not found"}')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -21,7 +22,7 @@ from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
 from local_stack.streams import MappingConfig, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
 
-APP_TOKEN_SECRET = "cinnox/app-token-local"
+APP_TOKEN_SECRET = "cinnox/app-token-local"  # noqa: S105 - the secret's name, not its value
 
 
 class StackError(RuntimeError):
@@ -42,8 +43,9 @@ class StackOptions:
 
 
 class LocalStack:
-    def __init__(self, template: Template, options: StackOptions,
-                 status: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(
+        self, template: Template, options: StackOptions, status: Callable[[str], None] = lambda line: None
+    ) -> None:
         self.template = template
         self.options = options
         self._status = status
@@ -73,15 +75,28 @@ class LocalStack:
         self.cinnox = CinnoxSimulator(options.app_id, token, port=options.cinnox_port)
         self.cloudformation = ResponseEndpoint()
         assert self.aws is not None
-        self.aws.client("secretsmanager").create_secret(Name=APP_TOKEN_SECRET, SecretString=token)
-        parameters = {"CinnoxBaseUrl": self.cinnox.base_url, "CinnoxAppId": options.app_id,
-                      "CinnoxAppTokenSecret": APP_TOKEN_SECRET, **options.parameters}
+        self._put_app_token(token)
+        parameters = {
+            "CinnoxBaseUrl": self.cinnox.base_url,
+            "CinnoxAppId": options.app_id,
+            "CinnoxAppTokenSecret": APP_TOKEN_SECRET,
+            **options.parameters,
+        }
         self._status("creating the template's resources in the emulator")
         self.provisioned = provision(self.template, parameters, self.aws, options.stack_name)
         self._start_apis()
         self._start_functions()
         self._start_mappings()
         self._create_custom_resources()
+
+    def _put_app_token(self, token: str) -> None:
+        """The AppToken secret the template expects to exist (another emulator may have it already)."""
+        assert self.aws is not None
+        secretsmanager = self.aws.client("secretsmanager")
+        try:
+            secretsmanager.create_secret(Name=APP_TOKEN_SECRET, SecretString=token)
+        except secretsmanager.exceptions.ResourceExistsException:
+            secretsmanager.put_secret_value(SecretId=APP_TOKEN_SECRET, SecretString=token)
 
     def _start_emulator(self) -> None:
         options = self.options
@@ -110,7 +125,8 @@ class LocalStack:
         if isinstance(value, str):
             for api, gateway in self.apis.items():
                 value = value.replace(
-                    f"https://{self.provisioned.refs[api]}.execute-api.{REGION}.amazonaws.com", gateway.url)
+                    f"https://{self.provisioned.refs[api]}.execute-api.{REGION}.amazonaws.com", gateway.url
+                )
             return value
         if isinstance(value, dict):
             return {k: self.localize(v) for k, v in value.items()}
@@ -153,9 +169,11 @@ class LocalStack:
             handle.flush()
 
     def _start_mappings(self) -> None:
-        queue_urls = {self.provisioned.attrs[key]: self.provisioned.attrs[key.replace(".Arn", ".QueueUrl")]
-                      for key in self.provisioned.attrs if key.endswith(".Arn") and
-                      key.replace(".Arn", ".QueueUrl") in self.provisioned.attrs}
+        queue_urls = {
+            self.provisioned.attrs[key]: self.provisioned.attrs[key.replace(".Arn", ".QueueUrl")]
+            for key in self.provisioned.attrs
+            if key.endswith(".Arn") and key.replace(".Arn", ".QueueUrl") in self.provisioned.attrs
+        }
         assert self.aws is not None
         for name, resource in self.template.resources_of_type("AWS::Serverless::Function").items():
             for event in resource["Properties"].get("Events", {}).values():
@@ -163,8 +181,7 @@ class LocalStack:
                     continue
                 config = MappingConfig.from_properties(self.resolve(event["Properties"]), queue_urls)
                 host = self.hosts[name]
-                mapping = StreamMapping(config, host.invoke, self.aws,
-                                        log=lambda line, n=name: self._function_log(n, line))
+                mapping = StreamMapping(config, host.invoke, self.aws, log=functools.partial(self._function_log, name))
                 mapping.start()
                 self.mappings.append(mapping)
 
@@ -191,7 +208,9 @@ class LocalStack:
     def _create_custom_resources(self) -> None:
         assert self.cloudformation is not None
         for name, resource in self.template.body["Resources"].items():
-            if not (resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource"):
+            if not (
+                resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource"
+            ):
                 continue
             properties = self.resolve(resource["Properties"])
             function = self._function_for(properties["ServiceToken"])
@@ -210,8 +229,9 @@ class LocalStack:
             function = self._function_for(properties["ServiceToken"])
             self._status(f"deleting {name}")
             resource_type = self.template.resource(name)["Type"]
-            event = custom_resource_event("Delete", name, resource_type, properties, self.cloudformation.url,
-                                          physical_id=physical_id)
+            event = custom_resource_event(
+                "Delete", name, resource_type, properties, self.cloudformation.url, physical_id=physical_id
+            )
             timeout = self.hosts[function].spec.timeout_seconds + 10
             answers.append(run_custom_resource(self._invoke_async(function), self.cloudformation, event, timeout))
         self._custom_resources.clear()

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from local_stack.runtime import FunctionError
 from local_stack.template import REGION, matches_filter
+
+if TYPE_CHECKING:
+    import boto3
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,16 @@ class MappingStats:
 
 
 class StreamMapping:
-    def __init__(self, config: MappingConfig, invoke: Callable[[dict[str, Any]], Any], aws: boto3.Session,
-                 *, poll_interval: float = 0.1, log: Callable[[str], None] = lambda line: None,
-                 retry_pause: float = 0.05) -> None:
+    def __init__(
+        self,
+        config: MappingConfig,
+        invoke: Callable[[dict[str, Any]], Any],
+        aws: boto3.Session,
+        *,
+        poll_interval: float = 0.1,
+        log: Callable[[str], None] = lambda line: None,
+        retry_pause: float = 0.05,
+    ) -> None:
         self.config = config
         self._invoke = invoke
         self._streams = aws.client("dynamodbstreams")
@@ -114,8 +122,10 @@ class StreamMapping:
                 first_pending_at = time.monotonic()
             pending += kept
             # A batch goes when it is full or when the batching window has passed.
-            while pending and (len(pending) >= self.config.batch_size
-                               or time.monotonic() - first_pending_at >= self.config.batching_window):
+            while pending and (
+                len(pending) >= self.config.batch_size
+                or time.monotonic() - first_pending_at >= self.config.batching_window
+            ):
                 batch, pending = pending[: self.config.batch_size], pending[self.config.batch_size :]
                 self._deliver(batch)
                 first_pending_at = time.monotonic()

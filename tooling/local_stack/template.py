@@ -131,12 +131,10 @@ class Template:
                 if event["Type"] == "HttpApi":
                     properties = event.get("Properties", {})
                     api = properties.get("ApiId", {"Ref": "ServerlessHttpApi"})["Ref"]
-                    routes.append((api, properties.get("Method", "ANY").upper(), properties.get("Path", "$default"), name))
+                    routes.append(
+                        (api, properties.get("Method", "ANY").upper(), properties.get("Path", "$default"), name)
+                    )
         return routes
-
-    def topic_attributes(self, logical_id: str) -> dict[str, str]:
-        properties = self.resource(logical_id)["Properties"]
-        return {"KmsMasterKeyId": properties["KmsMasterKeyId"], "DisplayName": properties["DisplayName"]}
 
 
 def resolve(value: Any, refs: dict[str, str], attrs: dict[str, str]) -> Any:

@@ -8,16 +8,16 @@ and no Content-Type, and a few requests are malformed on purpose.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cinnox_sms.model import Status
 
@@ -84,22 +84,43 @@ class Outcome:
 def tdr_body(app_id: str, service_id: str, sms: Sms, status: Status, *, wrapped: bool) -> dict[str, Any]:
     failed = status in EXCEPTIONS
     if wrapped:  # the shape of CINNOX's other events: camelCase inside "message"
-        return {"message": {
-            "type": "tdr", "appId": app_id, "serviceId": service_id, "transactionId": sms.transaction_id,
-            "recipientNumber": sms.number, "recipientCountry": sms.country.code,
-            "responseCode": "400" if failed else "", "status": status.value,
-            "exception": EXCEPTIONS.get(status, ""),
-        }}
+        return {
+            "message": {
+                "type": "tdr",
+                "appId": app_id,
+                "serviceId": service_id,
+                "transactionId": sms.transaction_id,
+                "recipientNumber": sms.number,
+                "recipientCountry": sms.country.code,
+                "responseCode": "400" if failed else "",
+                "status": status.value,
+                "exception": EXCEPTIONS.get(status, ""),
+            }
+        }
     return {
-        "Type": "tdr", "AppID": app_id, "ServiceID": service_id, "TransactionID": sms.transaction_id,
-        "RecipientNumber": int(sms.number), "RecipientCountry": sms.country.code,
-        "ResponseCode": "400" if failed else "", "Status": status.value, "Exception": EXCEPTIONS.get(status, ""),
+        "Type": "tdr",
+        "AppID": app_id,
+        "ServiceID": service_id,
+        "TransactionID": sms.transaction_id,
+        "RecipientNumber": int(sms.number),
+        "RecipientCountry": sms.country.code,
+        "ResponseCode": "400" if failed else "",
+        "Status": status.value,
+        "Exception": EXCEPTIONS.get(status, ""),
     }
 
 
-def plan_day(sms_count: int, *, app_id: str, seed: int = 7, service_id: str = "svc-sms-01",
-             repeat_rate: float = 0.05, out_of_order_rate: float = 0.05, wrapped_rate: float = 0.15,
-             malformed: int | None = None) -> tuple[list[Sms], list[Delivery]]:
+def plan_day(
+    sms_count: int,
+    *,
+    app_id: str,
+    seed: int = 7,
+    service_id: str = "svc-sms-01",
+    repeat_rate: float = 0.05,
+    out_of_order_rate: float = 0.05,
+    wrapped_rate: float = 0.15,
+    malformed: int | None = None,
+) -> tuple[list[Sms], list[Delivery]]:
     rng = random.Random(seed)
     day = 86_400.0
     weights = [c.weight for c in COUNTRIES]
@@ -109,8 +130,13 @@ def plan_day(sms_count: int, *, app_id: str, seed: int = 7, service_id: str = "s
         country = rng.choices(COUNTRIES, weights)[0]
         number = country.dialing + "".join(str(rng.randrange(10)) for _ in range(country.digits))
         roll = rng.random()
-        outcome = (Status.UNDELIVERED if roll < country.undelivered
-                   else Status.REJECTED if roll < country.undelivered + country.rejected else Status.DELIVERED)
+        outcome = (
+            Status.UNDELIVERED
+            if roll < country.undelivered
+            else Status.REJECTED
+            if roll < country.undelivered + country.rejected
+            else Status.DELIVERED
+        )
         sms = Sms(f"txn-{seed:02d}-{index:05d}-{rng.getrandbits(24):06x}", country, number, outcome)
         messages.append(sms)
         submitted_at = rng.uniform(0, day)
@@ -124,8 +150,9 @@ def plan_day(sms_count: int, *, app_id: str, seed: int = 7, service_id: str = "s
             delivery = Delivery(at, "tdr", body, 200, (sms.transaction_id, status.value), country.code, content_type)
             deliveries.append(delivery)
             if rng.random() < repeat_rate:
-                deliveries.append(Delivery(at + rng.uniform(1, 60), "repeat", body, 200, delivery.key,
-                                           country.code, content_type))
+                deliveries.append(
+                    Delivery(at + rng.uniform(1, 60), "repeat", body, 200, delivery.key, country.code, content_type)
+                )
     count = malformed if malformed is not None else max(6, len(deliveries) // 100)
     deliveries += [_malformed(i, rng.uniform(0, day), app_id, rng) for i in range(count)]
     deliveries.sort(key=lambda d: d.at)
@@ -133,8 +160,12 @@ def plan_day(sms_count: int, *, app_id: str, seed: int = 7, service_id: str = "s
 
 
 def _malformed(index: int, at: float, app_id: str, rng: random.Random) -> Delivery:
-    good = {"Type": "tdr", "AppID": app_id, "TransactionID": f"bad-{index}-{rng.getrandbits(16):04x}",
-            "Status": "Delivered"}
+    good = {
+        "Type": "tdr",
+        "AppID": app_id,
+        "TransactionID": f"bad-{index}-{rng.getrandbits(16):04x}",
+        "Status": "Delivered",
+    }
     kinds: list[tuple[str, bytes, int, bool]] = [
         ("not JSON", b"TransactionID=1&Status=Delivered", 400, True),
         ("unknown Status", json.dumps({**good, "Status": "Queued"}).encode(), 400, True),
@@ -147,11 +178,29 @@ def _malformed(index: int, at: float, app_id: str, rng: random.Random) -> Delive
     return Delivery(at, "malformed", body, expect, None, None, "application/json", good_path, label)
 
 
+def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> tuple[int, bytes]:
+    """POST exactly these headers (urllib would add a form Content-Type of its own)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        connection.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body, headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 class Sender:
     """Posts deliveries with a pool of senders; retries 5xx and refused connections, as a sender should."""
 
-    def __init__(self, webhook_url: str, *, senders: int = 8, attempts: int = 5,
-                 progress: Callable[[int], None] = lambda done: None) -> None:
+    def __init__(
+        self,
+        webhook_url: str,
+        *,
+        senders: int = 8,
+        attempts: int = 5,
+        progress: Callable[[int], None] = lambda done: None,
+    ) -> None:
         self._url = webhook_url
         self._bad_url = webhook_url.rsplit("/", 1)[0] + "/not-the-secret"
         self._senders = senders
@@ -172,13 +221,9 @@ class Sender:
         url = self._url if delivery.good_path else self._bad_url
         status, answer, attempt = 0, None, 0
         for attempt in range(1, self._attempts + 1):
-            request = urllib.request.Request(url, data=delivery.body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-                    status, raw = response.status, response.read()
-            except urllib.error.HTTPError as error:
-                status, raw = error.code, error.read()
-            except OSError:
+                status, raw = http_post(url, delivery.body, headers)
+            except (OSError, http.client.HTTPException):
                 status, raw = 0, b""
             try:
                 answer = json.loads(raw) if raw else None
