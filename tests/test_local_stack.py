@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,6 +25,7 @@ import pytest
 from conftest import Post, Stack, tdr
 from local_stack.demo import Account, check
 from local_stack.gateway import HttpApi, Route, to_http
+from local_stack.httpserver import free_port
 from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
 from local_stack.streams import MappingConfig, StreamMapping
 from local_stack.template import ROOT, Template, matches_filter, resolve, stream_filters
@@ -385,3 +389,61 @@ def test_a_port_already_taken_gives_a_clear_message(flag: str) -> None:
     assert done.returncode == 2
     assert f"port {port}" in done.stderr
     assert "already in use" in done.stderr
+
+
+def _processes_using(marker: str) -> list[int]:
+    """Processes whose environment mentions marker (the stack gives its children the emulator's URL)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_local_serves_alerts_live_and_stops_cleanly_on_ctrl_c() -> None:
+    # Given `make local` running, with its emulator on a port of our choosing
+    port = free_port()
+    command = [*LOCAL_STACK, "local", "--api-port", "0", "--cinnox-port", "0", "--emulator-port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT)
+    assert process.stdout is not None
+    printed_lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout or []:
+            printed_lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    lines: list[str] = []
+    rest = ""
+    try:
+        while not lines or not lines[-1].startswith("Alerts, as they are published"):
+            lines.append(printed_lines.get(timeout=60))
+        printed = "".join(lines)
+        url = next(line.split()[-1] for line in lines if line.strip().startswith("webhook URL"))
+        app_id = next(line.split()[-1] for line in lines if line.strip().startswith("AppID"))
+        assert "curl -s -X POST" in printed
+        # When a Rejected TDR and a challenge are posted to the printed URL
+        body = json.dumps(tdr(AppID=app_id, TransactionID="live-0001", Status="Rejected", ResponseCode="400"))
+        status, answer = http_post(url, body.encode(), {"Content-Type": "application/json"})
+        assert status == 200
+        assert json.loads(answer)["result"]["duplicate"] is False
+        assert http_post(url, b'{"challenge": "c-live"}', {})[1] == b'{"code":0,"result":{"challenge":"c-live"}}'
+        # Then its alert is printed within seconds
+        alert = printed_lines.get(timeout=10)
+        assert "Rejected" in alert
+        assert "live-0001" in alert
+    finally:
+        # And Ctrl-C unsubscribes and leaves no process behind
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        while not printed_lines.empty():
+            rest += printed_lines.get()
+    assert process.returncode == 0
+    assert "CinnoxSubscription: SUCCESS" in rest
+    assert _processes_using(f"127.0.0.1:{port}") == []

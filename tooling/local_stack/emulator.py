@@ -40,6 +40,7 @@ class MotoServer:
         self._process = subprocess.Popen(
             [self._python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, in order
             stdout=output,
             stderr=subprocess.STDOUT,
         )

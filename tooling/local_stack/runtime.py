@@ -158,6 +158,7 @@ class _Environment:
             cwd=self.host.spec.code_dir,
             env=self.host.environment_variables(runtime_api),
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, in order
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
