@@ -134,12 +134,54 @@ def test_filter_keeps_only_new_failures(template: Template, status: Status, even
     assert kept is (event_name == "INSERT" and status in FAILURE_STATUSES)
 
 
-def test_alert_topic_is_encrypted_and_email_is_optional(template: Template) -> None:
-    assert template.resource("AlertTopic")["Properties"]["KmsMasterKeyId"]
-    subscription = template.resource("AlertEmailSubscription")
-    assert subscription["Condition"] == "HasAlertEmail"
-    assert subscription["Properties"]["Protocol"] == "email"
-    assert template.resource("AlertFailureQueue")["Properties"]["SqsManagedSseEnabled"] is True
+def test_topics_queues_and_logs_are_encrypted_with_the_stack_key(template: Template) -> None:
+    key = {"Ref": "EncryptionKey"}
+    for kind in ("AWS::SNS::Topic", "AWS::SQS::Queue"):
+        for name, resource in template.resources_of_type(kind).items():
+            assert resource["Properties"]["KmsMasterKeyId"] == key, name
+    for name, resource in template.resources_of_type("AWS::Logs::LogGroup").items():
+        assert resource["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}, name
+    assert template.resource("EncryptionKey")["Properties"]["EnableKeyRotation"] is True
+
+
+@pytest.mark.parametrize(
+    ("subscription", "condition"),
+    [("AlertEmailSubscription", "HasAlertEmail"), ("OpsEmailSubscription", "HasOpsEmail")],
+)
+def test_email_subscriptions_are_optional(template: Template, subscription: str, condition: str) -> None:
+    resource = template.resource(subscription)
+    assert resource["Condition"] == condition
+    assert resource["Properties"]["Protocol"] == "email"
+    parameter = resource["Properties"]["Endpoint"]["Ref"]
+    defaults = template.parameter_defaults()
+    assert template.conditions({**defaults, parameter: ""})[condition] is False
+    assert template.conditions({**defaults, parameter: "ops@example.com"})[condition] is True
+
+
+def test_parking_queue_keeps_14_days_is_drained_by_the_webhook_and_alarmed(template: Template) -> None:
+    queue = template.resource("ParkingQueue")["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 86400
+    assert queue["VisibilityTimeout"] >= 6 * template.function("WebhookFunction")["Timeout"]
+    event = template.resource("WebhookFunction")["Properties"]["Events"]["Parked"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ParkingQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    alarm = template.resource("ParkingQueueAgeAlarm")["Properties"]
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ParkingQueue", "QueueName"]}}]
+    assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
+
+
+def test_api_is_throttled_by_parameters_and_its_access_log_leaves_out_the_path(template: Template) -> None:
+    api = template.resource("TdrApi")["Properties"]
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    log_format = api["AccessLogSettings"]["Format"]
+    assert "$context.routeKey" in log_format
+    assert "$context.path" not in log_format
+    assert "rawPath" not in log_format
 
 
 def test_webhook_secret_is_generated_url_safe_and_long(template: Template) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from conftest import APP_ID, LambdaContext, LogLines, Post, Stack, http_event, stream_records, table_items, tdr
+from local_stack.streams import sqs_record
 
 
 def test_challenge_is_echoed_and_nothing_is_stored(post: Post, stack: Stack) -> None:
@@ -220,34 +222,138 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     assert table_items(stack) == []
 
 
-def test_storage_failure_is_a_503_logged_with_the_transaction_id(
-    webhook: ModuleType, stack: Stack, context: LambdaContext, logs: LogLines
+def parked_messages(stack: Stack) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    return list(
+        sqs.receive_message(
+            QueueUrl=stack.refs["ParkingQueue"],
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=0,
+        ).get("Messages", [])
+    )
+
+
+def drain(webhook: ModuleType, stack: Stack, context: LambdaContext) -> dict[str, Any]:
+    """Run the webhook on what the parking queue holds, as its SQS event source would."""
+    messages = parked_messages(stack)
+    event = {"Records": [sqs_record(m, stack.attrs["ParkingQueue.Arn"]) for m in messages]}
+    answer: dict[str, Any] = webhook.lambda_handler(event, context)
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    done = [m for m in messages if m["MessageId"] not in failed]
+    if done:
+        boto3.client("sqs").delete_message_batch(
+            QueueUrl=stack.refs["ParkingQueue"],
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+        )
+    return answer
+
+
+@pytest.mark.parametrize(
+    "error",
+    ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError", "ServiceUnavailable"],
+)
+def test_table_that_cannot_be_written_parks_the_tdr_and_answers_200(
+    webhook: ModuleType, stack: Stack, context: LambdaContext, logs: LogLines, error: str
 ) -> None:
-    # Given DynamoDB throttling the write even after the SDK's retries
-    service = webhook.webhook_service()
-    client = service._store._client
+    # Given DynamoDB failing the write (after the SDK's own retries)
+    client = webhook.webhook_service()._store._client
     body = tdr(Status="Rejected")
     with Stubber(client) as stub:
-        stub.add_client_error("put_item", "ProvisionedThroughputExceededException", http_status_code=400)
+        stub.add_client_error("put_item", error, http_status_code=500 if "Internal" in error else 400)
         # When the TDR arrives
+        response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(body)), context)
+    # Then it is answered 200 only because it is parked, raw and with the time received
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["result"]["parked"] is True
+    [message] = parked_messages(stack)
+    assert json.loads(message["Body"]) == body
+    assert message["MessageAttributes"]["receivedAt"]["StringValue"].startswith("20")
+    assert table_items(stack) == []
+    assert any(r["level"] == "WARNING" and r["transaction_id"] == body["TransactionID"] for r in logs.records())
+
+
+def test_parked_tdr_lands_when_the_table_is_back(webhook: ModuleType, stack: Stack, context: LambdaContext) -> None:
+    # Given a TDR parked during an outage
+    client = webhook.webhook_service()._store._client
+    body = tdr(Status="Undelivered")
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(body)), context)
+    received = parked_messages(stack)[0]["MessageAttributes"]["receivedAt"]["StringValue"]
+    # When the queue is drained with the table back
+    assert drain(webhook, stack, context) == {"batchItemFailures": []}
+    # Then the TDR is stored once, with the time it first arrived, and the queue is empty
+    [item] = table_items(stack)
+    assert (item["transactionId"]["S"], item["status"]["S"]) == (body["TransactionID"], "Undelivered")
+    assert item["receivedAt"]["S"] == datetime.fromisoformat(received).isoformat(timespec="milliseconds")
+    assert parked_messages(stack) == []
+    assert len(stream_records(stack)) == 1
+
+
+def test_parked_tdr_stays_parked_while_the_table_is_still_down(
+    webhook: ModuleType, stack: Stack, context: LambdaContext
+) -> None:
+    client = webhook.webhook_service()._store._client
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        stub.add_client_error("put_item", "ThrottlingException")
+        webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(tdr())), context)
+        [message] = parked_messages(stack)
+        answer = drain(webhook, stack, context)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    assert len(parked_messages(stack)) == 1
+    assert table_items(stack) == []
+
+
+def test_parked_tdr_stored_meanwhile_lands_as_a_duplicate(
+    webhook: ModuleType, post: Post, stack: Stack, context: LambdaContext
+) -> None:
+    # Given a TDR parked, then sent again by CINNOX and stored directly
+    body = tdr()
+    client = webhook.webhook_service()._store._client
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        post(body)
+    assert post(body).body["result"]["duplicate"] is False
+    # When the parked copy lands, Then nothing new is written
+    assert drain(webhook, stack, context) == {"batchItemFailures": []}
+    assert len(table_items(stack)) == 1
+    assert len(stream_records(stack)) == 1
+
+
+def test_storage_and_parking_failing_is_a_503_logged_with_the_transaction_id(
+    webhook: ModuleType, stack: Stack, context: LambdaContext, logs: LogLines
+) -> None:
+    # Given DynamoDB throttling and SQS failing too
+    service = webhook.webhook_service()
+    body = tdr(Status="Rejected")
+    with Stubber(service._store._client) as dynamodb, Stubber(service._parking._client) as sqs:
+        dynamodb.add_client_error("put_item", "ProvisionedThroughputExceededException")
+        sqs.add_client_error("send_message", "KMS.KMSThrottlingException", http_status_code=400)
         response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(body)), context)
     # Then the sender is told to retry, and the error names the TransactionID
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["code"] == 503
     errors = [record for record in logs.records() if record["level"] == "ERROR"]
     assert [e["transaction_id"] for e in errors] == [body["TransactionID"]]
+    assert errors[0]["parking"] == "ClientError"
 
 
-def test_missing_table_is_a_503(post: Post, stack: Stack) -> None:
+def test_missing_table_parks_the_tdr(post: Post, stack: Stack) -> None:
     boto3.client("dynamodb").delete_table(TableName=stack.table_name)
-    assert post(tdr()).status == 503
+    answer = post(tdr())
+    assert answer.status == 200
+    assert answer.body["result"]["parked"] is True
+    assert len(parked_messages(stack)) == 1
 
 
-def test_unreachable_dynamodb_is_a_503(
+def test_unreachable_aws_is_a_503(
     webhook: ModuleType, stack: Stack, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given DynamoDB's endpoint refusing connections (nothing listens on port 9)
+    # Given DynamoDB's and SQS's endpoints refusing connections (nothing listens on port 9)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")
     webhook.webhook_service.cache_clear()
     response = webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(tdr())), context)
     assert response["statusCode"] == 503

@@ -11,18 +11,23 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from botocore.config import Config
 
 from cinnox_sms.errors import StorageUnavailable, WebhookError
+from cinnox_sms.parking import RECEIVED_AT, ParkingQueue, received_at
 from cinnox_sms.settings import WebhookSettings
 from cinnox_sms.store import TdrStore
 from cinnox_sms.webhook import WebhookService
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 app = APIGatewayHttpResolver()
+# A batch that fails whole is reported message by message: they wait in the queue, no retry storm.
+parked = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 # Fail fast and let the sender retry, rather than hold its request past API Gateway's 30 s.
 _AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
@@ -37,7 +42,10 @@ def webhook_service() -> WebhookService:
         return str(secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds)).strip()
 
     store = TdrStore(boto3.client("dynamodb", config=_AWS_CONFIG), settings.table_name, settings.retention_days)
-    return WebhookService(app_id=settings.app_id, webhook_secret=webhook_secret, store=store)
+    parking = None
+    if settings.parking_queue_url:
+        parking = ParkingQueue(boto3.client("sqs", config=_AWS_CONFIG), settings.parking_queue_url)
+    return WebhookService(app_id=settings.app_id, webhook_secret=webhook_secret, store=store, parking=parking)
 
 
 @app.post(".+")  # the secret is the last path segment; WebhookService checks it
@@ -47,6 +55,8 @@ def receive() -> Response[str]:
     if receipt.tdr is None:
         logger.info("challenge answered")
     else:
+        if receipt.parked:
+            logger.warning("table unavailable; TDR parked", transaction_id=receipt.tdr.transactionid)
         logger.info(
             "TDR received",
             transaction_id=receipt.tdr.transactionid,
@@ -68,6 +78,7 @@ def storage_unavailable(error: StorageUnavailable) -> Response[str]:
         "TDR not stored; sender told to retry",
         transaction_id=error.transaction_id,
         cause=type(error.__cause__).__name__,
+        parking=error.parking,
     )
     return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "the TDR could not be stored; retry later"})
 
@@ -91,7 +102,18 @@ def _answer(status: int, body: dict[str, Any]) -> Response[str]:
     )
 
 
+def land_parked(record: SQSRecord) -> None:
+    """Write one parked TDR; a StorageUnavailable leaves it in the queue for a later try."""
+    attribute = record.message_attributes[RECEIVED_AT] if RECEIVED_AT in record.message_attributes else None
+    when = attribute.string_value if attribute is not None else None
+    stored = webhook_service().land(record.body, received_at(when))
+    logger.info("parked TDR landed", message_id=record.message_id, duplicate=not stored)
+
+
 # The request path carries the webhook secret: never log the event.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    records = event.get("Records")
+    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
+        return process_partial_response(event=event, record_handler=land_parked, processor=parked, context=context)
     return app.resolve(event, context)

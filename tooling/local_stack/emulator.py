@@ -114,6 +114,7 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
     conditions = template.conditions(done.refs)
     resources = template.body["Resources"]
     order = [
+        "AWS::KMS::Key",
         "AWS::SecretsManager::Secret",
         "AWS::DynamoDB::Table",
         "AWS::SQS::Queue",
@@ -130,6 +131,8 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
                 done.skipped.append(f"{logical_id} (condition {resource['Condition']} is false)")
                 continue
             properties = resource.get("Properties", {})
+            if not resource_type.startswith("AWS::Serverless::"):
+                properties = resolve(properties, done.refs, done.attrs)
             _CREATORS[resource_type](aws, stack, logical_id, properties, done)
             done.created.append(f"{resource_type} {logical_id}")
     handled = {*order, "AWS::Serverless::LayerVersion"}
@@ -137,6 +140,16 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
         if resource["Type"] not in handled and not resource["Type"].startswith("Custom::"):
             done.skipped.append(f"{logical_id} ({resource['Type']}: not needed locally)")
     return done
+
+
+def _key(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    kms = aws.client("kms")
+    metadata = kms.create_key(Description=properties.get("Description", logical_id))["KeyMetadata"]
+    if properties.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    done.refs[logical_id] = metadata["KeyId"]
+    done.attrs[f"{logical_id}.Arn"] = metadata["Arn"]
+    done.attrs[f"{logical_id}.KeyId"] = metadata["KeyId"]
 
 
 def _secret(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
@@ -227,6 +240,7 @@ def _http_api(aws: boto3.Session, stack: str, logical_id: str, properties: dict[
 
 
 _CREATORS = {
+    "AWS::KMS::Key": _key,
     "AWS::SecretsManager::Secret": _secret,
     "AWS::DynamoDB::Table": _table,
     "AWS::SQS::Queue": _queue,

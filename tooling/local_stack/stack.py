@@ -19,7 +19,7 @@ from local_stack.emulator import CREDENTIALS, MotoServer, Provisioned, provision
 from local_stack.gateway import HttpApi, Route
 from local_stack.httpserver import check_port
 from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
-from local_stack.streams import MappingConfig, StreamMapping
+from local_stack.streams import MappingConfig, QueueMapping, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
 
 APP_TOKEN_SECRET = "cinnox/app-token-local"  # noqa: S105 - the secret's name, not its value
@@ -58,6 +58,7 @@ class LocalStack:
         self.hosts: dict[str, FunctionHost] = {}
         self.apis: dict[str, HttpApi] = {}
         self.mappings: list[StreamMapping] = []
+        self.queue_mappings: list[QueueMapping] = []
         self._custom_resources: list[tuple[str, dict[str, Any], str]] = []
         self._log_files: dict[str, Any] = {}
         self._log_lock = threading.Lock()
@@ -177,6 +178,16 @@ class LocalStack:
         assert self.aws is not None
         for name, resource in self.template.resources_of_type("AWS::Serverless::Function").items():
             for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    queue = QueueMapping.from_properties(
+                        self.resolve(event["Properties"]),
+                        queue_urls,
+                        self.hosts[name].invoke,
+                        self.aws,
+                        log=functools.partial(self._function_log, name),
+                    )
+                    queue.start()
+                    self.queue_mappings.append(queue)
                 if event["Type"] != "DynamoDB":
                     continue
                 config = MappingConfig.from_properties(self.resolve(event["Properties"]), queue_urls)
@@ -259,6 +270,8 @@ class LocalStack:
         finally:
             for mapping in self.mappings:
                 mapping.close()
+            for queue in self.queue_mappings:
+                queue.close()
             for api in self.apis.values():
                 api.close()
             for host in self.hosts.values():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -231,3 +231,116 @@ def _json_default(value: Any) -> Any:
 
         return base64.b64encode(value).decode()
     return str(value)
+
+
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS message (ReceiveMessage with all attributes) as Lambda's SQS event record."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+class QueueMapping:
+    """An SQS event source mapping: receive, invoke, delete what succeeded (ReportBatchItemFailures)."""
+
+    def __init__(
+        self,
+        queue_url: str,
+        queue_arn: str,
+        invoke: Callable[[dict[str, Any]], Any],
+        aws: boto3.Session,
+        *,
+        batch_size: int = 10,
+        report_item_failures: bool = True,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._invoke = invoke
+        self._sqs = aws.client("sqs")
+        self._batch_size = batch_size
+        self._report_item_failures = report_item_failures
+        self._log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="queue-mapping")
+        self.invocations = 0
+        self.deleted = 0
+
+    @classmethod
+    def from_properties(
+        cls,
+        properties: dict[str, Any],
+        queue_urls: dict[str, str],
+        invoke: Callable[[dict[str, Any]], Any],
+        aws: boto3.Session,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> QueueMapping:
+        arn = properties["Queue"]
+        return cls(
+            queue_urls[arn],
+            arn,
+            invoke,
+            aws,
+            batch_size=int(properties.get("BatchSize", 10)),
+            report_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            log=log,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self._sqs.receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=min(self._batch_size, 10),
+                    WaitTimeSeconds=1,
+                    MessageAttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception as error:  # the emulator may be going away
+                self._log(f"[local stack] queue poll failed: {type(error).__name__}")
+                self._stop.wait(0.5)
+                continue
+            if messages:
+                self._deliver(messages)
+
+    def _deliver(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        self.invocations += 1
+        try:
+            answer = self._invoke({"Records": [sqs_record(m, self._queue_arn) for m in messages]})
+        except FunctionError as error:
+            self._log(f"[local stack] queue batch failed: {error}; the messages return after their visibility timeout")
+            return
+        failed: set[Any] = set()
+        if self._report_item_failures and isinstance(answer, dict):
+            failed = {f.get("itemIdentifier") for f in answer.get("batchItemFailures") or [] if isinstance(f, dict)}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+            self.deleted += len(done)

@@ -32,9 +32,14 @@ class PayloadTooLarge(WebhookError):
 class StorageUnavailable(Exception):
     """The TDR could not be written after the SDK's retries; the sender should retry."""
 
-    def __init__(self, transaction_id: str) -> None:
+    def __init__(self, transaction_id: str, parking: str | None = None) -> None:
         super().__init__(f"could not store TDR {transaction_id}")
         self.transaction_id = transaction_id
+        self.parking = parking  # why parking failed too, when it was tried
+
+
+class ParkingUnavailable(Exception):
+    """The TDR could not be parked in the queue either."""
 
 
 class CinnoxError(Exception):

@@ -25,6 +25,7 @@ class WebhookSettings(_FromEnvironment):
     app_id: str = Field(alias="CINNOX_APP_ID", min_length=1)
     webhook_secret_arn: str = Field(alias="WEBHOOK_SECRET_ARN", min_length=1)
     retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+    parking_queue_url: str | None = Field(alias="PARKING_QUEUE_URL", default=None)
     # The secret changes only on rotation; re-reading it every few minutes keeps
     # Secrets Manager calls off the hot path while still picking up a rotation.
     secret_max_age_seconds: int = Field(alias="WEBHOOK_SECRET_MAX_AGE", default=300, ge=0)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cinnox_sms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from cinnox_sms.errors import BadRequest, Forbidden, NotFound, ParkingUnavailable, PayloadTooLarge, StorageUnavailable
 from cinnox_sms.model import Tdr, parse_inbound
 
 if TYPE_CHECKING:
+    from cinnox_sms.parking import ParkingQueue
     from cinnox_sms.store import TdrStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -26,6 +27,7 @@ class Receipt:
     tdr: Tdr | None
     challenge: str | None
     duplicate: bool = False
+    parked: bool = False
 
     def result(self) -> dict[str, Any]:
         """The ``result`` object of the 200 answer."""
@@ -36,6 +38,8 @@ class Receipt:
                 "status": self.tdr.status.value,
                 "duplicate": self.duplicate,
             }
+            if self.parked:
+                result["parked"] = True
         if self.challenge is not None:
             result["challenge"] = self.challenge
         return result
@@ -50,11 +54,13 @@ class WebhookService:
         app_id: str,
         webhook_secret: Callable[[], str],
         store: TdrStore,
+        parking: ParkingQueue | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._app_id = app_id
         self._webhook_secret = webhook_secret
         self._store = store
+        self._parking = parking
         self._clock = clock
 
     def authorise(self, raw_path: str) -> None:
@@ -71,8 +77,26 @@ class WebhookService:
             return Receipt(tdr=None, challenge=inbound.challenge)
         if inbound.tdr.appid != self._app_id:
             raise Forbidden("AppID does not match the app this webhook was subscribed for")
-        stored = self._store.put(inbound.tdr, text, self._clock())
+        received_at = self._clock()
+        try:
+            stored = self._store.put(inbound.tdr, text, received_at)
+        except StorageUnavailable:
+            if self._parking is None:
+                raise
+            # Accepted all the same: it waits in the queue and lands when the table is back.
+            try:
+                self._parking.park(text, received_at)
+            except ParkingUnavailable as parking_error:
+                raise StorageUnavailable(inbound.tdr.transactionid, parking=str(parking_error)) from parking_error
+            return Receipt(tdr=inbound.tdr, challenge=inbound.challenge, parked=True)
         return Receipt(tdr=inbound.tdr, challenge=inbound.challenge, duplicate=not stored)
+
+    def land(self, raw_body: str, received_at: datetime) -> bool:
+        """Write a parked TDR; False when it was stored already. StorageUnavailable: try again later."""
+        inbound = parse_inbound(parse_json(raw_body))
+        if inbound.tdr is None:
+            return False
+        return self._store.put(inbound.tdr, raw_body, received_at)
 
 
 def decode_body(body: str | None, is_base64_encoded: bool) -> str:
