@@ -222,7 +222,7 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     assert table_items(stack) == []
 
 
-def parked_messages(stack: Stack) -> list[dict[str, Any]]:
+def parked_messages(stack: Stack) -> list[Any]:
     sqs = boto3.client("sqs")
     return list(
         sqs.receive_message(
