@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-LOCAL_STACK := PYTHONPATH=tooling:layers/common $(VENV)/bin/python -m local_stack
+LOCAL_STACK := $(VENV)/bin/python -m local_stack
 
 demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX traffic, then an account of it
 	$(LOCAL_STACK) demo $(DEMO_ARGS)
@@ -27,10 +27,11 @@ local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); C
 
 test: lint validate build pytest  ## everything CI runs: lint, template checks, sam build, tests with coverage
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
 	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 $(SAM_VENV)/.installed: tooling/requirements-sam.txt

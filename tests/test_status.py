@@ -1,0 +1,147 @@
+"""An SMS's history and current status: the query function and `cinnox-sms status`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from cinnox_sms.model import Status
+from cinnox_sms.query import current_status, sms_status
+from cinnox_sms_cli.main import main
+from conftest import Post, Stack, tdr
+
+
+def test_terminal_status_wins_whatever_arrived_first(post: Post, stack: Stack) -> None:
+    # Given an SMS whose Undelivered TDR arrived before its Submitted one
+    body = tdr(TransactionID="txn-order")
+    post({**body, "Status": "Undelivered", "ResponseCode": "400", "Exception": "sms deliver failed"})
+    post(body)
+    post(body)  # and a repeat
+    # When its status is asked for
+    client = boto3.client("dynamodb")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    found = sms_status(client, stack.table_name, "txn-order")
+    # Then one Query returns each status once, and the current one is Undelivered
+    assert calls == ["Query"]
+    assert found is not None
+    assert [r.status for r in found.history] == [Status.SUBMITTED, Status.UNDELIVERED]
+    assert found.current is Status.UNDELIVERED
+    assert found.failed is True
+
+
+def test_unknown_transaction_is_none(stack: Stack) -> None:
+    assert sms_status(boto3.client("dynamodb"), stack.table_name, "txn-unknown") is None
+
+
+@pytest.mark.parametrize(
+    ("reports", "current"),
+    [
+        ([(Status.SUBMITTED, "2026-01-01T00:00:02")], Status.SUBMITTED),
+        ([(Status.DELIVERED, "2026-01-01T00:00:01"), (Status.SUBMITTED, "2026-01-01T00:00:02")], Status.DELIVERED),
+        ([(Status.REJECTED, "2026-01-01T00:00:01"), (Status.DELIVERED, "2026-01-01T00:00:03")], Status.DELIVERED),
+        ([(Status.DELIVERED, "2026-01-01T00:00:03"), (Status.UNDELIVERED, "2026-01-01T00:00:01")], Status.DELIVERED),
+    ],
+)
+def test_current_status_ranks_terminal_over_submitted_then_latest(
+    reports: list[tuple[Status, str]], current: Status
+) -> None:
+    assert current_status(reports) is current
+
+
+def test_cli_prints_history_and_current_status(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    body = tdr(TransactionID="txn-cli", RecipientNumber=6581234567, RecipientCountry="SG")
+    post({**body, "Status": "Rejected", "ResponseCode": 400, "Exception": "sms send failed"})
+    post(body)
+    assert main(["status", "txn-cli", "--table", stack.table_name]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == "SMS txn-cli: Rejected (not delivered)"
+    assert "recipient  +6581234567 (SG)" in printed
+    history = printed.split("history")[1]
+    assert history.index("Submitted") < history.index("Rejected")
+    assert "sms send failed, response code 400" in printed
+
+
+def test_cli_json(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    post(tdr(TransactionID="txn-json", Status="Delivered"))
+    assert main(["status", "txn-json", "--table", stack.table_name, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["currentStatus"] == "Delivered"
+    assert answer["failed"] is False
+    assert [h["status"] for h in answer["history"]] == ["Delivered"]
+    assert "raw" not in answer["history"][0]
+
+
+class _StubbedCloudFormation(boto3.Session):
+    """A session whose CloudFormation client answers from a botocore Stubber."""
+
+    def __init__(self, answers: list[dict[str, Any] | str]) -> None:
+        super().__init__()
+        self.cloudformation = boto3.client("cloudformation")
+        self.stubber = Stubber(self.cloudformation)
+        for answer in answers:
+            if isinstance(answer, str):
+                self.stubber.add_client_error("describe_stacks", "ValidationError", answer)
+            else:
+                self.stubber.add_response("describe_stacks", answer)
+        self.stubber.activate()
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if service_name == "cloudformation":
+            return self.cloudformation
+        return super().client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+
+
+def _described(outputs: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Stacks": [
+            {
+                "StackName": "cinnox-sms",
+                "CreationTime": "2026-11-27T00:00:00Z",
+                "StackStatus": "CREATE_COMPLETE",
+                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+            }
+        ]
+    }
+
+
+def test_cli_reads_the_table_from_a_stack(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a deployed stack whose TdrTableName output names the table
+    session = _StubbedCloudFormation([_described({"TdrTableName": stack.table_name})])
+    post(tdr(TransactionID="txn-stack"))
+    assert main(["status", "txn-stack", "--stack", "cinnox-sms"], session=session) == 0
+    assert capsys.readouterr().out.startswith("SMS txn-stack: Submitted")
+
+
+def test_cli_stack_without_the_output_or_unknown_is_a_clear_error(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = _StubbedCloudFormation([_described({}), "Stack with id no-such-stack does not exist"])
+    assert main(["status", "txn", "--stack", "cinnox-sms"], session=session) == 3
+    assert "stack cinnox-sms has no output TdrTableName" in capsys.readouterr().err
+    assert main(["status", "txn", "--stack", "no-such-stack"], session=session) == 3
+    assert "Stack with id no-such-stack does not exist" in capsys.readouterr().err
+
+
+def test_cli_unknown_transaction_is_exit_1(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "txn-nope", "--table", stack.table_name]) == 1
+    assert "no TDR stored for TransactionID 'txn-nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv", [["status"], ["status", "txn"], ["status", "txn", "--table", "t", "--stack", "s"], ["nonsense"], []]
+)
+def test_cli_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage: cinnox-sms" in capsys.readouterr().err
+
+
+def test_cli_missing_table_is_a_clear_error(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "txn", "--table", "no-such-table"]) == 3
+    assert "ResourceNotFoundException" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""`cinnox-sms`: the command line for the people who operate the tracker."""

@@ -1,0 +1,3 @@
+from cinnox_sms_cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""cinnox-sms: look up what happened to an SMS sent through CINNOX.
+
+Works against a deployed stack (--stack NAME, which reads the table from the stack's
+outputs) or any table (--table NAME), on AWS or on an emulator (--endpoint-url,
+e.g. the one `make local` prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cinnox_sms.query import SmsStatus, sms_status
+
+NOT_FOUND = 1
+FAILED = 3  # the command could not ask AWS
+
+
+def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cinnox-sms", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    status = commands.add_parser(
+        "status",
+        help="one SMS's history and current status",
+        description="Print every status stored for one SMS and its current status.",
+    )
+    status.add_argument("transaction_id", metavar="TRANSACTION_ID", help="the SMS's TransactionID")
+    where = status.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack", help="a deployed stack's name (its TdrTableName output is used)")
+    where.add_argument("--table", help="the TDR table's name")
+    status.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
+    status.add_argument("--region", help="the AWS region (default: your profile's)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    session = session or boto3.Session(region_name=args.region)
+    try:
+        table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
+        found = sms_status(session.client("dynamodb", endpoint_url=args.endpoint_url), table, args.transaction_id)
+    except (ClientError, BotoCoreError, LookupError) as error:
+        print(f"cinnox-sms: {error}", file=sys.stderr)
+        return FAILED
+    if found is None:
+        print(f"cinnox-sms: no TDR stored for TransactionID {args.transaction_id!r} in {table}", file=sys.stderr)
+        return NOT_FOUND
+    print(json.dumps(as_json(found), indent=2) if args.json else as_text(found))
+    return 0
+
+
+def stack_output(session: boto3.Session, endpoint_url: str | None, stack: str, name: str) -> str:
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    for output in described.get("Outputs", []):
+        if output["OutputKey"] == name:
+            return str(output["OutputValue"])
+    raise LookupError(f"stack {stack} has no output {name}")
+
+
+def as_json(found: SmsStatus) -> dict[str, Any]:
+    return {
+        "transactionId": found.transaction_id,
+        "currentStatus": found.current.value,
+        "failed": found.failed,
+        "history": [
+            {
+                "status": r.status.value,
+                "receivedAt": r.received_at,
+                **{k: v for k, v in r.item.items() if k not in ("raw", "transactionId", "status")},
+            }
+            for r in found.history
+        ],
+    }
+
+
+def as_text(found: SmsStatus) -> str:
+    latest = found.history[-1].item
+    recipient = latest.get("recipientNumber")
+    lines = [
+        f"SMS {found.transaction_id}: {found.current.value}{' (not delivered)' if found.failed else ''}",
+        f"  recipient  {'+' + recipient.lstrip('+') if recipient else 'unknown'}"
+        f" ({latest.get('recipientCountry', 'country unknown')})",
+        "  history",
+    ]
+    for report in found.history:
+        details = ", ".join(
+            v
+            for v in (
+                report.item.get("exception"),
+                report.item.get("responseCode") and f"response code {report.item['responseCode']}",
+            )
+            if v
+        )
+        lines.append(f"    {report.status.value:<12} received {report.received_at}{'  ' + details if details else ''}")
+    return "\n".join(lines)
