@@ -90,7 +90,7 @@ class _StubbedCloudFormation(boto3.Session):
                 self.stubber.add_response("describe_stacks", answer)
         self.stubber.activate()
 
-    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
         if service_name == "cloudformation":
             return self.cloudformation
         return super().client(service_name, *args, **kwargs)  # type: ignore[call-overload]
