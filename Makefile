@@ -7,12 +7,13 @@ PYTHON313 ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || 
 TOOLS_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BUILD_DIR := .aws-sam/build
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local test lint validate build pytest clean
+.PHONY: help demo local load test lint validate security build pytest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,13 +26,18 @@ demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX 
 local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); Ctrl-C stops it
 	$(LOCAL_STACK) local $(LOCAL_ARGS)
 
-test: lint validate build pytest  ## everything CI runs: lint, template checks, sam build, tests with coverage
+test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
 	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tooling/requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r tooling/requirements-checkov.txt
 	touch $@
 
 $(SAM_VENV)/.installed: tooling/requirements-sam.txt
@@ -48,6 +54,14 @@ validate: $(SAM_VENV)/.installed  ## cfn-lint and sam validate --lint on templat
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 
+# Suppressions are justified where they stand: checkov's in the template's Metadata,
+# bandit's as "nosec" comments. In tooling/ (never deployed) bandit also skips asserts
+# (B101), simulated randomness (B311) and starting our own processes (B404, B603).
+security: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## checkov on template.yaml, bandit on the code
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(VENV)/bin/bandit -q -r layers/common/cinnox_sms functions
+	$(VENV)/bin/bandit -q -r tooling -s B101,B311,B404,B603
+
 # sam build runs pip for the python3.13 runtime: a real python3.13 must be on PATH.
 build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
@@ -56,4 +70,4 @@ pytest: $(VENV)/.installed  ## the test suite, with coverage of functions/ and l
 	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
 
 clean:  ## remove virtual environments and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -155,6 +155,27 @@ def logs() -> LogLines:
     return LogLines()
 
 
+SECRET_CHECKS = {"tests": 0, "lines": 0}
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_line(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Across the whole suite: no log line, and nothing printed, holds the AppToken or the webhook secret."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    # Asked for here, so that they are torn down after this check.
+    stack: Stack = request.getfixturevalue("stack")
+    logs: LogLines | None = request.getfixturevalue("logs") if "logs" in request.fixturenames else None
+    yield
+    printed = capsys.readouterr()
+    text = printed.out + printed.err + (logs.getvalue() if logs is not None else "")
+    for secret in (stack.webhook_secret, stack.app_token):
+        assert secret not in text, "a secret reached the logs"
+    SECRET_CHECKS["tests"] += 1
+    SECRET_CHECKS["lines"] += text.count("\n")
+
+
 def _function(
     template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines, logical_id: str
 ) -> Iterator[ModuleType]:
@@ -358,3 +379,10 @@ def custom_resource_event(
         return event
 
     return build
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(
+        f"secrets: no AppToken or webhook secret in {SECRET_CHECKS['lines']} log lines of "
+        f"{SECRET_CHECKS['tests']} tests"
+    )

@@ -204,7 +204,22 @@ BAD_REQUESTS = [
     ("number too long for Python", '{"AppID": ' + "9" * 5000 + "}", 400, "not valid JSON"),
     ("invalid base64", "@@@", 400, "not valid base64"),
     ("not UTF-8", "/w==", 400, "not UTF-8"),
+    ("UTF-16 body", base64.b64encode(json.dumps(tdr()).encode("utf-16")).decode(), 400, "not UTF-8"),
+    ("JSON true", "true", 400, "must be a JSON object, not a boolean"),
+    ("JSON number", "42", 400, "must be a JSON object, not a number"),
+    ("empty object", "{}", 400, "TransactionID is required"),
+    ("whitespace only", "   ", 400, "not valid JSON"),
+    ("trailing garbage", json.dumps(tdr()) + "x", 400, "not valid JSON"),
+    ("message wrapper a string", '{"message": "hello"}', 400, "TransactionID is required"),
+    ("Type a number", json.dumps(tdr(Type=1)), 400, 'Type: must be "tdr"'),
+    ("RecipientCountry a number", json.dumps(tdr(RecipientCountry=44)), 400, "two-letter"),
+    ("AppID empty", json.dumps(tdr(AppID="")), 400, "AppID: string should have at least"),
+    ("Status empty", json.dumps(tdr(Status="")), 400, "Status: must be one of"),
+    ("ServiceID too long", json.dumps(tdr(ServiceID="s" * 257)), 400, "ServiceID: string should have at most 256"),
+    ("Exception too long", json.dumps(tdr(Exception="e" * 1025)), 400, "at most 1024"),
+    ("RecipientNumber 40 digits", json.dumps(tdr(RecipientNumber="1" * 40)), 400, "RecipientNumber: must be digits"),
 ]
+BASE64_FLAGGED = {"invalid base64", "not UTF-8", "UTF-16 body"}
 
 
 @pytest.mark.parametrize(("name", "body", "status", "message"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
@@ -212,7 +227,7 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     post: Post, stack: Stack, name: str, body: str, status: int, message: str
 ) -> None:
     # Given a malformed request at the right URL
-    base64_encoded = name in ("invalid base64", "not UTF-8")
+    base64_encoded = name in BASE64_FLAGGED
     # When it is posted
     answer = post(body, raw=True, base64_encoded=base64_encoded)
     # Then it gets a 4xx with a message in words, and nothing is stored

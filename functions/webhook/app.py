@@ -104,7 +104,7 @@ def _answer(status: int, body: dict[str, Any]) -> Response[str]:
 
 def land_parked(record: SQSRecord) -> None:
     """Write one parked TDR; a StorageUnavailable leaves it in the queue for a later try."""
-    attribute = record.message_attributes.get(RECEIVED_AT, None)
+    attribute = record.message_attributes[RECEIVED_AT]  # None when absent (and .get would skip the wrapper)
     when = attribute.string_value if attribute is not None else None
     stored = webhook_service().land(record.body, received_at(when))
     logger.info("parked TDR landed", message_id=record.message_id, duplicate=not stored)

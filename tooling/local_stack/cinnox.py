@@ -74,7 +74,7 @@ class CinnoxSimulator:
         challenge = secrets.token_urlsafe(16)
         request = urllib.request.Request(url, data=json.dumps({"challenge": challenge}).encode(), method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:  # nosec B310  # the URL under verification
                 answer = json.loads(response.read())
         except (OSError, ValueError):
             return False

@@ -17,7 +17,9 @@ import boto3
 from local_stack.httpserver import check_port, free_port
 from local_stack.template import ACCOUNT, REGION, Template, resolve
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+CREDENTIALS = dict.fromkeys(
+    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "local"
+)  # the emulator takes any
 
 
 class MotoServer:
@@ -49,7 +51,7 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto's server exited ({self._process.returncode}); see {self._log_file}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # nosec B310  # loopback
                     return
             except OSError:
                 time.sleep(0.1)

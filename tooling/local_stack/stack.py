@@ -22,7 +22,7 @@ from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
 from local_stack.streams import MappingConfig, QueueMapping, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
 
-APP_TOKEN_SECRET = "cinnox/app-token-local"  # noqa: S105 - the secret's name, not its value
+APP_TOKEN_SECRET = "cinnox/app-token-local"  # noqa: S105  # nosec B105  # a name, not a value
 
 
 class StackError(RuntimeError):

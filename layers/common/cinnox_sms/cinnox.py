@@ -27,7 +27,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Exponential back-off with full jitter, before attempt number ``attempt + 1``."""
-        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))  # noqa: S311 - jitter, not crypto
+        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))  # noqa: S311  # nosec B311  # jitter, not crypto
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class CinnoxClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) checked in __init__
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()

@@ -124,7 +124,7 @@ class CloudFormationResponder:
                 headers={"Content-Type": "", "Content-Length": str(len(payload))},
             )
             try:
-                with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310  # nosec B310  # http(s) checked
                     response.read()
                 return
             except OSError:
