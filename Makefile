@@ -26,6 +26,9 @@ demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX 
 local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); Ctrl-C stops it
 	$(LOCAL_STACK) local $(LOCAL_ARGS)
 
+load: $(VENV)/.installed  ## benchmark: 5,000 TDRs from 32 concurrent senders through the local stack
+	$(LOCAL_STACK) load $(LOAD_ARGS)
+
 test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml

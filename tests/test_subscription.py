@@ -347,3 +347,61 @@ def test_events_folder_custom_resource_files_are_valid(template_events: dict[str
             "WebhookSecretId",
             "ServiceToken",
         }
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        pytest.param(
+            (200, {"code": 0, "result": {"enabled": False, "url": "x", "updatedAt": "t"}}),
+            "CINNOX answered enabled=false to a request for true",
+            id="200-enabled-false",
+        ),
+        pytest.param((200, "<html>maintenance</html>"), "unexpected answer", id="200-not-json"),
+        pytest.param(
+            (200, {"code": 6451000, "message": "wrong request parameter"}),
+            "wrong request parameter",
+            id="200-error-code",
+        ),
+    ],
+)
+def test_a_200_that_is_not_a_subscription_fails_the_create(
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
+    answer: tuple[int, Any],
+    reason: str,
+) -> None:
+    # Given CINNOX answering 200 with something that is not a subscription
+    cinnox.script.append(answer)
+    invoke(subscription, custom_resource_event("Create"))
+    # Then the deploy fails at once (no retry), quoting what came back
+    assert len(cinnox.calls) == 1
+    [response] = cloudformation.responses
+    assert response["Status"] == "FAILED"
+    assert reason in response["Reason"]
+
+
+def test_rotating_the_secret_then_changing_the_generation_resubscribes_the_new_url(
+    subscription: ModuleType,
+    webhook: ModuleType,
+    custom_resource_event: Event,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
+    stack: Stack,
+    webhook_server: str,
+) -> None:
+    # Given a subscribed stack, whose webhook secret is then given a new value
+    invoke(subscription, custom_resource_event("Create"))
+    new_secret = "Rotated0123456789abcdefghijklmnopqrstuvwxyz"
+    boto3.client("secretsmanager").put_secret_value(SecretId=stack.refs["WebhookSecret"], SecretString=new_secret)
+    # When the stack is deployed with WebhookSecretGeneration changed (an Update of the custom resource)
+    event = custom_resource_event("Update", properties={"WebhookSecretGeneration": "2"})
+    invoke(subscription, event)
+    # Then CINNOX verified and subscribed the new URL, and the resource was not replaced
+    assert cinnox.subscription is not None
+    assert cinnox.subscription["url"] == f"{webhook_server}/tdr/{new_secret}"
+    assert [r["Status"] for r in cloudformation.responses] == ["SUCCESS", "SUCCESS"]
+    assert cloudformation.responses[1]["PhysicalResourceId"] == cloudformation.responses[0]["PhysicalResourceId"]
+    assert new_secret not in json.dumps(cloudformation.responses)

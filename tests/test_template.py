@@ -199,6 +199,8 @@ def test_custom_resource_depends_on_the_deployed_api_and_passes_what_the_functio
     assert set(resource["DependsOn"]) == {"TdrApiApiGatewayDefaultStage", "WebhookFunctionTdrPermission"}
     aliases = {f.alias for f in SubscriptionProperties.model_fields.values()}
     assert aliases <= set(resource["Properties"])
+    # rotation: changing the parameter changes a property, so CloudFormation sends an Update
+    assert resource["Properties"]["WebhookSecretGeneration"] == {"Ref": "WebhookSecretGeneration"}
 
 
 def _statements(template: Template, name: str) -> list[dict[str, Any]]:

@@ -425,3 +425,37 @@ def test_one_write_and_no_read_per_tdr(webhook: ModuleType, post: Post, stack: S
     post(body)
     # Then each cost exactly one PutItem and nothing else
     assert operations == ["PutItem", "PutItem"]
+
+
+def test_rotated_secret_is_picked_up_at_once_and_the_old_url_stops_working(
+    webhook: ModuleType, post: Post, stack: Stack
+) -> None:
+    # Given the webhook has the secret cached, and the secret is rotated in Secrets Manager
+    old = stack.webhook_secret
+    assert post(tdr(), path=f"/tdr/{old}").status == 200
+    new = "Rotated" + old[::-1][7:]
+    boto3.client("secretsmanager").put_secret_value(SecretId=stack.refs["WebhookSecret"], SecretString=new)
+    # When CINNOX posts its challenge to the new URL (within the cache's lifetime)
+    answer = post({"challenge": "after-rotation"}, path=f"/tdr/{new}")
+    # Then the webhook read the secret afresh and answered, and the old URL is not found any more
+    assert answer.status == 200
+    assert post(tdr(), path=f"/tdr/{old}").status == 404
+
+
+def test_wrong_urls_do_not_drive_secrets_manager_calls(webhook: ModuleType, post: Post, stack: Stack) -> None:
+    # Given the webhook's reads of its secret, counted (fresh reads go to Secrets Manager)
+    post(tdr())
+    service = webhook.webhook_service()
+    read = service._webhook_secret
+    fresh_reads: list[bool] = []
+
+    def counted(fresh: bool) -> str:
+        fresh_reads.append(fresh)
+        return str(read(fresh))
+
+    service._webhook_secret = counted
+    # When 50 requests probe wrong URLs in quick succession
+    for attempt in range(50):
+        assert post(tdr(), path=f"/tdr/guess-{attempt}").status == 404
+    # Then the secret was read afresh once, not 50 times
+    assert fresh_reads.count(True) == 1

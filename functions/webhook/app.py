@@ -38,8 +38,9 @@ def webhook_service() -> WebhookService:
     settings = WebhookSettings.from_env()
     secrets = parameters.SecretsProvider(boto_config=_AWS_CONFIG)
 
-    def webhook_secret() -> str:
-        return str(secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds)).strip()
+    def webhook_secret(fresh: bool) -> str:
+        value = secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds, force_fetch=fresh)
+        return str(value).strip()
 
     store = TdrStore(boto3.client("dynamodb", config=_AWS_CONFIG), settings.table_name, settings.retention_days)
     parking = None

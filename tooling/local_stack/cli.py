@@ -10,9 +10,10 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from local_stack.demo import AlertInbox, check, run_demo, summary
+from local_stack.demo import AlertInbox, check, percentile, run_demo, summary
 from local_stack.httpserver import PortInUse
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
@@ -26,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7, help="random seed of the day's traffic")
     demo.add_argument("--senders", type=int, default=8, help="concurrent senders (default 8)")
     local = commands.add_parser("local", help="keep the stack running for manual use (Ctrl-C stops it)")
-    for command, api, emulator, cinnox in ((demo, 0, 0, 0), (local, 3000, 5000, 8090)):
+    load = commands.add_parser("load", help="a load run: many TDRs from many concurrent senders, then the account")
+    load.add_argument("--tdrs", type=int, default=5000, help="TDRs to send, repeats included (default 5000)")
+    load.add_argument("--senders", type=int, default=32, help="concurrent senders (default 32)")
+    load.add_argument("--environments", type=int, default=4, help="webhook execution environments (default 4)")
+    load.add_argument("--seed", type=int, default=11, help="random seed of the traffic")
+    load.add_argument("--results", default=".local-stack/load.json", help="where to write the figures as JSON")
+    for command, api, emulator, cinnox in ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0)):
         command.add_argument("--api-port", type=int, default=api, help=f"HTTP API port (default {api or 'any free'})")
         command.add_argument(
             "--emulator-port",
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ready in {time.monotonic() - started:.1f} s", flush=True)
     if args.command == "demo":
         return _demo(stack, args)
+    if args.command == "load":
+        return _load(stack, args)
     return _local(stack, stopping)
 
 
@@ -96,6 +105,49 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
     check(account, unsubscribed)
     print(summary(account), flush=True)
     print(f"\nfunction logs: {stack.options.log_dir}")
+    return 0 if account.ok else 1
+
+
+def _load(stack: LocalStack, args: argparse.Namespace) -> int:
+    """5,000 TDRs by default: 1 in 10 repeated, 1 in 20 terminal-before-Submitted, 32 senders at once."""
+    repeat_rate = 0.10
+    sms = round(args.tdrs / 2 / (1 + repeat_rate))
+    try:
+        account = run_demo(
+            stack,
+            sms_count=sms,
+            seed=args.seed,
+            senders=args.senders,
+            repeat_rate=repeat_rate,
+            out_of_order_rate=0.05,
+            malformed=0,
+        )
+    except BaseException:
+        stack.stop()
+        raise
+    answers = stack.stop()
+    unsubscribed = bool(answers) and all(a.get("Status") == "SUCCESS" for a in answers)
+    check(account, unsubscribed)
+    print(summary(account), flush=True)
+    latencies = sorted(o.seconds for o in account.outcomes)
+    figures = {
+        "tdrs_sent": len(account.outcomes),
+        "sms": len(account.messages),
+        "senders": args.senders,
+        "webhook_environments": args.environments,
+        "seconds": round(account.seconds, 2),
+        "tdrs_per_second": round(len(account.outcomes) / account.seconds, 1),
+        "latency_ms": {p: round(percentile(latencies, p) * 1000, 1) for p in (50, 90, 99)},
+        "stored": len(account.stored),
+        "alerts": sum(account.alerts.values()),
+        "duplicate_alerts": sum(n - 1 for n in account.alerts.values() if n > 1),
+        "retried_by_sender": sum(1 for o in account.outcomes if o.attempts > 1),
+        "all_accounted_for": account.ok,
+    }
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\nfigures written to {results}")
     return 0 if account.ok else 1
 
 

@@ -20,6 +20,7 @@ class PortInUse(RuntimeError):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default 5 refuses connections under a burst of senders
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that resets or leaves mid-request is not our error

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,22 +53,35 @@ class WebhookService:
         self,
         *,
         app_id: str,
-        webhook_secret: Callable[[], str],
+        webhook_secret: Callable[[bool], str],
         store: TdrStore,
         parking: ParkingQueue | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh_interval: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._app_id = app_id
-        self._webhook_secret = webhook_secret
+        self._webhook_secret = webhook_secret  # called with True to bypass the cache
+        self._refresh_interval = refresh_interval
+        self._monotonic = monotonic
+        self._last_refresh = -refresh_interval
         self._store = store
         self._parking = parking
         self._clock = clock
 
     def authorise(self, raw_path: str) -> None:
         """The secret is the last path segment; anything else is answered as not found."""
-        segment = raw_path.rstrip("\n").rsplit("/", 1)[-1]
-        if not hmac.compare_digest(segment.encode(), self._webhook_secret().encode()):
-            raise NotFound("not found")
+        segment = raw_path.rstrip("\n").rsplit("/", 1)[-1].encode()
+        if hmac.compare_digest(segment, self._webhook_secret(False).encode()):
+            return
+        # The secret may have been rotated since it was cached: read it afresh, but at
+        # most once per interval, so that probing wrong URLs cannot drive Secrets Manager.
+        now = self._monotonic()
+        if now - self._last_refresh >= self._refresh_interval:
+            self._last_refresh = now
+            if hmac.compare_digest(segment, self._webhook_secret(True).encode()):
+                return
+        raise NotFound("not found")
 
     def receive(self, raw_path: str, body: str | None, is_base64_encoded: bool) -> Receipt:
         self.authorise(raw_path)
