@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local load test lint validate security build pytest clean
+.PHONY: help demo local load bench test lint validate security build pytest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); C
 
 load: $(VENV)/.installed  ## benchmark: 5,000 TDRs from 32 concurrent senders through the local stack
 	$(LOCAL_STACK) load $(LOAD_ARGS)
+
+bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, bytes, package sizes, cost (bench/results.json)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 

@@ -54,7 +54,8 @@ def test_functions_use_python313_on_arm64_with_the_layer(template: Template) -> 
         assert function["Architectures"] == ["arm64"]
         assert function["Layers"] == [{"Ref": "CommonLayer"}]
     layer = template.resource("CommonLayer")
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-CommonLayer:" in (ROOT / layer["Properties"]["ContentUri"] / "Makefile").read_text()
     assert (ROOT / layer["Properties"]["ContentUri"] / "cinnox_sms" / "__init__.py").is_file()
 
 

@@ -382,9 +382,10 @@ def test_unreadable_webhook_secret_is_a_503(post: Post, stack: Stack) -> None:
 
 
 def test_secret_never_reaches_the_logs(
-    post: Post, stack: Stack, logs: LogLines, capsys: pytest.CaptureFixture[str]
+    webhook: ModuleType, post: Post, stack: Stack, logs: LogLines, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given requests of every kind, good and bad, some at the secret URL
+    # Given requests of every kind, good and bad, some at the secret URL, with every log line on
+    webhook.logger.setLevel("DEBUG")
     post(tdr())
     post({"challenge": "x"})
     post("{bad", raw=True)

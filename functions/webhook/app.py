@@ -36,7 +36,8 @@ _AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standa
 @cache
 def webhook_service() -> WebhookService:
     settings = WebhookSettings.from_env()
-    secrets = parameters.SecretsProvider(boto_config=_AWS_CONFIG)
+    # One boto3 session for every client: a second one would load botocore's data again.
+    secrets = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_AWS_CONFIG))
 
     def webhook_secret(fresh: bool) -> str:
         value = secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds, force_fetch=fresh)
@@ -45,7 +46,8 @@ def webhook_service() -> WebhookService:
     store = TdrStore(boto3.client("dynamodb", config=_AWS_CONFIG), settings.table_name, settings.retention_days)
     parking = None
     if settings.parking_queue_url:
-        parking = ParkingQueue(boto3.client("sqs", config=_AWS_CONFIG), settings.parking_queue_url)
+        # The SQS client is made the first time a TDR is parked, not on every cold start.
+        parking = ParkingQueue(lambda: boto3.client("sqs", config=_AWS_CONFIG), settings.parking_queue_url)
     return WebhookService(app_id=settings.app_id, webhook_secret=webhook_secret, store=store, parking=parking)
 
 
@@ -58,7 +60,9 @@ def receive() -> Response[str]:
     else:
         if receipt.parked:
             logger.warning("table unavailable; TDR parked", transaction_id=receipt.tdr.transactionid)
-        logger.info(
+        # The table holds every TDR already: a line per TDR at INFO would add CloudWatch
+        # ingestion to the cost of every TDR for nothing new. Refusals and faults log at INFO+.
+        logger.debug(
             "TDR received",
             transaction_id=receipt.tdr.transactionid,
             status=receipt.tdr.status.value,

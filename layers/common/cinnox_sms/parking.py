@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -16,9 +18,13 @@ RECEIVED_AT = "receivedAt"
 
 
 class ParkingQueue:
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
-        self._client = client
+    def __init__(self, client: Callable[[], SQSClient], queue_url: str) -> None:
+        self._client_factory = client
         self._queue_url = queue_url
+
+    @functools.cached_property
+    def _client(self) -> SQSClient:
+        return self._client_factory()
 
     def park(self, raw_body: str, received_at: datetime) -> None:
         """Keep the raw body, as received, with the time it was received."""

@@ -1,0 +1,1 @@
+"""The performance benchmark behind `make bench` (tooling; not deployed)."""
