@@ -209,3 +209,27 @@ def test_events_folder_stream_batch_is_processed(
     answer = alert.lambda_handler(template_events["alert-stream-batch.json"], context)
     assert answer == {"batchItemFailures": []}
     assert len(alert_inbox()) == len(template_events["alert-stream-batch.json"]["Records"])
+
+
+def test_alerts_of_huge_tdrs_fit_sns_limits(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    # Given 12 failed SMS whose TDRs carry 60 KB of extra fields each (stored raw, as received)
+    for i in range(12):
+        assert post(tdr(Status="Rejected", TransactionID=f"big-{i:02d}", Padding="p" * 60_000)).status == 200
+    sizes: list[list[int]] = []
+    client = alert.alert_publisher()._client
+    client.meta.events.register(
+        "provide-client-params.sns.PublishBatch",
+        lambda params, **_: sizes.append([len(e["Message"].encode()) for e in params["PublishBatchRequestEntries"]]),
+    )
+    # When they are alerted
+    assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
+    # Then every message and every PublishBatch call stays under SNS's 256 KiB, and all 12 arrived
+    assert all(size <= 256 * 1024 for call in sizes for size in call)
+    assert all(sum(call) <= 256 * 1024 for call in sizes)
+    messages = alert_inbox()
+    assert len(messages) == 12
+    record = json.loads(messages[0]["Message"])
+    assert record["raw"] is None
+    assert "too large" in record["rawOmitted"]

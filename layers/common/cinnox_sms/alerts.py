@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
 
 SNS_BATCH_SIZE = 10  # PublishBatch's maximum
+# SNS takes 256 KiB per message and per PublishBatch call (all entries together); keep a margin.
+MAX_MESSAGE_BYTES = 200 * 1024
+MAX_BATCH_BYTES = 240 * 1024
 _SUBJECT_LIMIT = 100
 _JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "firehose")
 
@@ -95,15 +99,31 @@ class Alert:
         }
 
     def entry(self, entry_id: str) -> PublishBatchRequestEntryTypeDef:
-        machine = self.record_json()
-        message = {"default": self.body(), "email": self.body()} | {p: machine for p in _JSON_PROTOCOLS}
         return {
             "Id": entry_id,
             "Subject": self.subject(),
-            "Message": json.dumps(message, ensure_ascii=False),
+            "Message": self.message,
             "MessageStructure": "json",
             "MessageAttributes": self.attributes(),
         }
+
+    @functools.cached_property
+    def message(self) -> str:
+        """The per-protocol message; a raw body too large for SNS is left to the table."""
+        text = self._message()
+        if len(text.encode()) <= MAX_MESSAGE_BYTES:
+            return text
+        item = {k: v for k, v in self.item.items() if k != "raw"} | {
+            "raw": None,
+            "rawOmitted": "the raw body is too large for an SNS message; it is in the table",
+        }
+        return Alert(self.key, item)._message()
+
+    def _message(self) -> str:
+        machine = self.record_json()
+        body = self.body()
+        message = {"default": body, "email": body} | {p: machine for p in _JSON_PROTOCOLS}
+        return json.dumps(message, ensure_ascii=False)
 
 
 class AlertPublisher:
@@ -119,8 +139,7 @@ class AlertPublisher:
         all); after a batch with lasting failures the later batches are not sent.
         """
         failed: dict[str, str] = {}
-        for start in range(0, len(alerts), SNS_BATCH_SIZE):
-            batch = alerts[start : start + SNS_BATCH_SIZE]
+        for batch in _batches(alerts):
             if failed:
                 failed |= {alert.key: HELD_BACK for alert in batch}
             else:
@@ -144,6 +163,20 @@ class AlertPublisher:
             if not pending or any(f.get("SenderFault") for f in answer.get("Failed", [])):
                 break
         return {pending[entry_id].key: why for entry_id, why in errors.items() if entry_id in pending}
+
+
+def _batches(alerts: Sequence[Alert]) -> list[list[Alert]]:
+    """Ten to a batch, fewer when the messages together would pass SNS's size limit."""
+    batches: list[list[Alert]] = []
+    size = 0
+    for alert in alerts:
+        entry_size = len(alert.message.encode()) + len(alert.subject()) + 512  # attributes and framing
+        if not batches or len(batches[-1]) == SNS_BATCH_SIZE or size + entry_size > MAX_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(alert)
+        size += entry_size
+    return batches
 
 
 HELD_BACK = "held back: an earlier record of this batch failed, and the stream retries from there"
