@@ -54,6 +54,9 @@ def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
     assert "All accounted for." in done.stdout
     assert "FAIL" not in done.stdout
     assert "stored in DynamoDB  120" in done.stdout  # 60 SMS x (Submitted + terminal)
+    # and it ends with the operators' report: every SMS counted once
+    report = done.stdout.split("Report (cinnox-sms report")[1]
+    assert [line.split()[:2] for line in report.splitlines() if line.startswith("all ")] == [["all", "60"]]
 
 
 def _account(**changes: Any) -> Account:

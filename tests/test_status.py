@@ -145,3 +145,71 @@ def test_cli_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.Capt
 def test_cli_missing_table_is_a_clear_error(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "txn", "--table", "no-such-table"]) == 3
     assert "ResourceNotFoundException" in capsys.readouterr().err
+
+
+def _day(post: Post) -> None:
+    """Five SMS: HK delivered twice, HK rejected (terminal first), SG undelivered, VE only submitted."""
+    for txn, country, statuses in (
+        ("r1", "HK", ["Submitted", "Delivered"]),
+        ("r2", "HK", ["Delivered", "Submitted"]),
+        ("r3", "HK", ["Rejected", "Submitted"]),
+        ("r4", "SG", ["Submitted", "Undelivered"]),
+        ("r5", "VE", ["Submitted"]),
+    ):
+        for status in statuses:
+            post(tdr(TransactionID=txn, RecipientCountry=country, Status=status))
+
+
+def test_report_counts_each_sms_once_by_country(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    _day(post)
+    assert main(["report", "--since", "1h", "--table", stack.table_name, "--format", "json"]) == 0
+    rows = {row["country"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["HK"] == {
+        "country": "HK",
+        "sent": 3,
+        "delivered": 2,
+        "undelivered": 0,
+        "rejected": 1,
+        "pending": 0,
+        "delivery_rate": 0.6667,
+    }
+    assert rows["SG"]["undelivered"] == 1
+    assert rows["VE"] == {
+        "country": "VE",
+        "sent": 1,
+        "delivered": 0,
+        "undelivered": 0,
+        "rejected": 0,
+        "pending": 1,
+        "delivery_rate": None,
+    }
+    assert rows["all"]["sent"] == 5
+
+
+def test_report_as_a_table_and_as_csv(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    _day(post)
+    assert main(["report", "--table", stack.table_name]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["country", "sent", "delivered", "undelivered", "rejected", "pending", "rate"]
+    assert table[1].split() == ["HK", "3", "2", "0", "1", "0", "66.7%"]
+    assert table[-1].split()[:2] == ["all", "5"]
+    assert main(["report", "--table", stack.table_name, "--format", "csv"]) == 0
+    csv_lines = capsys.readouterr().out.splitlines()
+    assert csv_lines[0] == "country,sent,delivered,undelivered,rejected,pending,delivery_rate"
+    assert csv_lines[1] == "HK,3,2,0,1,0,0.6667"
+
+
+def test_report_leaves_out_what_came_before_the_period(
+    post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _day(post)
+    assert main(["report", "--table", stack.table_name, "--since", "2999-01-01T00:00:00"]) == 0
+    assert "no SMS in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("period", ["yesterday", "24", "h24", "1w"])
+def test_report_bad_period_is_a_usage_error(period: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--table", "t", "--since", period])
+    assert exited.value.code == 2
+    assert "is not a period like 24h" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cinnox_sms.query import SmsStatus, sms_status
+from cinnox_sms_cli.report import by_country, render, scan_since, since
 
 NOT_FOUND = 1
 FAILED = 3  # the command could not ask AWS
@@ -39,11 +40,34 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     status.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
     status.add_argument("--region", help="the AWS region (default: your profile's)")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report = commands.add_parser(
+        "report",
+        help="delivery by country over a period",
+        description="Per country: SMS sent, delivered, undelivered, rejected, still pending, "
+        "and the delivery rate, for SMS whose TDRs arrived in the period.",
+    )
+    report.add_argument("--since", default="24h", help="a period (24h, 7d, 90m) or an ISO 8601 time (default 24h)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack", help="a deployed stack's name (its TdrTableName output is used)")
+    where.add_argument("--table", help="the TDR table's name")
+    report.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
+    report.add_argument("--region", help="the AWS region (default: your profile's)")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        try:
+            start = since(args.since)
+        except ValueError as error:
+            report.error(str(error))
     session = session or boto3.Session(region_name=args.region)
     try:
         table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
-        found = sms_status(session.client("dynamodb", endpoint_url=args.endpoint_url), table, args.transaction_id)
+        dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+        if args.command == "report":
+            lines = by_country(scan_since(dynamodb, table, start))
+            print(render(lines, args.format) if lines else f"no SMS in {table} since {start.isoformat()}")
+            return 0
+        found = sms_status(dynamodb, table, args.transaction_id)
     except (ClientError, BotoCoreError, LookupError) as error:
         print(f"cinnox-sms: {error}", file=sys.stderr)
         return FAILED

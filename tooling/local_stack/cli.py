@@ -10,10 +10,12 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from local_stack.demo import AlertInbox, check, percentile, run_demo, summary
+from cinnox_sms_cli.report import CountryLine, by_country, render, scan_since, since
+from local_stack.demo import Account, AlertInbox, Check, check, percentile, run_demo, summary
 from local_stack.httpserver import PortInUse
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
@@ -90,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
     try:
         account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders)
+        assert stack.aws is not None
+        # The operators' report, read from the table before the emulator goes away.
+        dynamodb = stack.aws.client("dynamodb")
+        lines = by_country(scan_since(dynamodb, stack.output("TdrTableName"), since("24h")))
+        report = render(lines, "table")
     except KeyboardInterrupt:
         stack.stop()
         return 130
@@ -103,9 +110,27 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
         and bool(stack.cinnox and stack.cinnox.subscription and stack.cinnox.subscription["enabled"] is False)
     )
     check(account, unsubscribed)
+    account.checks.append(report_check(account, lines))
     print(summary(account), flush=True)
     print(f"\nfunction logs: {stack.options.log_dir}")
+    print("\nReport (cinnox-sms report --since 24h, on what the demo stored):")
+    print(report, flush=True)
     return 0 if account.ok else 1
+
+
+def report_check(account: Account, lines: list[CountryLine]) -> Check:
+    """The operators' report, read from the table, must tell what the simulator sent."""
+    truth: dict[str, Counter[str]] = {}
+    for sms in account.messages:
+        truth.setdefault(sms.country.code, Counter())[sms.outcome.value.lower()] += 1
+    reported = {
+        line.country: Counter(
+            {k: getattr(line, k) for k in ("delivered", "undelivered", "rejected") if getattr(line, k)}
+        )
+        for line in lines
+        if line.country != "all"
+    }
+    return Check(reported == truth, f"cinnox-sms report agrees with what was sent, country by country ({len(truth)})")
 
 
 def _load(stack: LocalStack, args: argparse.Namespace) -> int:
