@@ -143,6 +143,15 @@ def context() -> LambdaContext:
     return LambdaContext()
 
 
+def emf(printed: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric-format blobs among printed lines."""
+    blobs = []
+    for line in printed.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
 class LogLines(io.StringIO):
     """What the functions' Loggers print, as Lambda would send it to CloudWatch."""
 
@@ -201,6 +210,13 @@ def webhook(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, l
 @pytest.fixture
 def alert(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "AlertFunction")
+
+
+@pytest.fixture
+def metrics_function(
+    template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
+) -> Iterator[ModuleType]:
+    yield from _function(template, stack, monkeypatch, logs, "MetricsFunction")
 
 
 @pytest.fixture

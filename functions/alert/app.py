@@ -6,11 +6,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from cinnox_sms.alerts import AlertNotPublished, AlertPublisher, dispatch
+from cinnox_sms.metrics import ALERTS_FAILED, ALERTS_PUBLISHED
 from cinnox_sms.settings import AlertSettings
 
 if TYPE_CHECKING:
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
@@ -36,6 +39,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     )
     if failed:
         logger.warning("alerts not published", count=len(failed), first=next(iter(failed.values())))
+    metrics.add_metric(name=ALERTS_PUBLISHED, unit=MetricUnit.Count, value=len(records) - len(failed))
+    metrics.add_metric(name=ALERTS_FAILED, unit=MetricUnit.Count, value=len(failed))
+    metrics.flush_metrics()
 
     def record_handler(record: DynamoDBRecord) -> None:
         why = failed.get(record.dynamodb.sequence_number or "") if record.dynamodb else None

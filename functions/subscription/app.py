@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
 from cinnox_sms.custom_resource import CloudFormationResponder, SubscriptionResource
+from cinnox_sms.metrics import SUBSCRIPTION_CALLS
 from cinnox_sms.settings import SubscriptionSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+metrics = Metrics()
 _AWS_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -32,3 +35,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     resource = SubscriptionResource(SubscriptionSettings.from_env(), _read_secret, logger.warning, logger.info)
     outcome = resource.handle(event, context.get_remaining_time_in_millis(), CloudFormationResponder(event))
     logger.info("answered CloudFormation", status=outcome.status, reason=outcome.reason)
+    metrics.add_dimension(name="Outcome", value=outcome.status)
+    metrics.add_metric(name=SUBSCRIPTION_CALLS, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

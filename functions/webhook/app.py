@@ -8,13 +8,15 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from botocore.config import Config
 
 from cinnox_sms.errors import StorageUnavailable, WebhookError
+from cinnox_sms.metrics import LANDED, NOT_STORED, PARKED, REFUSED, REPEATED
 from cinnox_sms.parking import RECEIVED_AT, ParkingQueue, received_at
 from cinnox_sms.settings import WebhookSettings
 from cinnox_sms.store import TdrStore
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+metrics = Metrics()  # flushed only when something unusual happened: see lambda_handler
 app = APIGatewayHttpResolver()
 # A batch that fails whole is reported message by message: they wait in the queue, no retry storm.
 parked = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -60,6 +63,9 @@ def receive() -> Response[str]:
     else:
         if receipt.parked:
             logger.warning("table unavailable; TDR parked", transaction_id=receipt.tdr.transactionid)
+            metrics.add_metric(name=PARKED, unit=MetricUnit.Count, value=1)
+        if receipt.duplicate:
+            metrics.add_metric(name=REPEATED, unit=MetricUnit.Count, value=1)
         # The table holds every TDR already: a line per TDR at INFO would add CloudWatch
         # ingestion to the cost of every TDR for nothing new. Refusals and faults log at INFO+.
         logger.debug(
@@ -74,11 +80,14 @@ def receive() -> Response[str]:
 @app.exception_handler(WebhookError)
 def refuse(error: WebhookError) -> Response[str]:
     logger.info("request refused", status=error.status, reason=error.message)
+    metrics.add_dimension(name="Reason", value=type(error).__name__)
+    metrics.add_metric(name=REFUSED, unit=MetricUnit.Count, value=1)
     return _answer(error.status, {"code": error.status, "message": error.message})
 
 
 @app.exception_handler(StorageUnavailable)
 def storage_unavailable(error: StorageUnavailable) -> Response[str]:
+    metrics.add_metric(name=NOT_STORED, unit=MetricUnit.Count, value=1)
     logger.error(
         "TDR not stored; sender told to retry",
         transaction_id=error.transaction_id,
@@ -113,12 +122,18 @@ def land_parked(record: SQSRecord) -> None:
     when = attribute.string_value if attribute is not None else None
     stored = webhook_service().land(record.body, received_at(when))
     logger.info("parked TDR landed", message_id=record.message_id, duplicate=not stored)
+    metrics.add_metric(name=LANDED, unit=MetricUnit.Count, value=1)
 
 
 # The request path carries the webhook secret: never log the event.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    records = event.get("Records")
-    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
-        return process_partial_response(event=event, record_handler=land_parked, processor=parked, context=context)
-    return app.resolve(event, context)
+    try:
+        records = event.get("Records")
+        if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
+            return process_partial_response(event=event, record_handler=land_parked, processor=parked, context=context)
+        return app.resolve(event, context)
+    finally:
+        # A stored TDR emits no metric (the stream counts it): no EMF line on the happy path.
+        if metrics.metric_set:
+            metrics.flush_metrics()

@@ -104,7 +104,8 @@ def run_demo(
     while time.monotonic() < deadline and not set(alerts) >= expected_alerts:
         time.sleep(0.2)
         progress.update(len(deliveries))
-    for mapping in stack.mappings:
+    alerting = [m for m in stack.mappings if m.function == "AlertFunction"]
+    for mapping in alerting:
         mapping.wait_idle(10)
     time.sleep(1.5)
     receiving.clear()

@@ -192,7 +192,9 @@ class LocalStack:
                     continue
                 config = MappingConfig.from_properties(self.resolve(event["Properties"]), queue_urls)
                 host = self.hosts[name]
-                mapping = StreamMapping(config, host.invoke, self.aws, log=functools.partial(self._function_log, name))
+                mapping = StreamMapping(
+                    config, host.invoke, self.aws, log=functools.partial(self._function_log, name), function=name
+                )
                 mapping.start()
                 self.mappings.append(mapping)
 

@@ -73,8 +73,10 @@ class StreamMapping:
         poll_interval: float = 0.1,
         log: Callable[[str], None] = lambda line: None,
         retry_pause: float = 0.05,
+        function: str = "",
     ) -> None:
         self.config = config
+        self.function = function  # the logical id of the function it feeds
         self._invoke = invoke
         self._streams = aws.client("dynamodbstreams")
         self._sqs = aws.client("sqs")

@@ -1,0 +1,49 @@
+"""Metric names the functions emit (CloudWatch embedded metric format, through Powertools).
+
+Alarms and the dashboard in template.yaml use these names; a test checks that every
+metric an alarm watches is one of them. Country is not a dimension: each value would
+be a billed metric (about 200 countries x 4 statuses); `cinnox-sms report` gives it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from cinnox_sms.model import Status
+
+# TDRs stored, counted from the table's stream (one metric blob per batch, not per TDR).
+STORED = {status: f"Tdr{status.value}" for status in Status}
+# Webhook events worth a metric; the happy path emits none, to keep a log line off every TDR.
+REFUSED = "TdrRefused"  # dimension Reason: BadRequest, Forbidden, NotFound, PayloadTooLarge
+REPEATED = "TdrRepeated"
+PARKED = "TdrParked"
+NOT_STORED = "TdrNotStored"  # neither stored nor parked: the sender was told to retry
+LANDED = "ParkedTdrLanded"
+# Alerts and the subscription.
+ALERTS_PUBLISHED = "AlertsPublished"
+ALERTS_FAILED = "AlertsNotPublished"
+SUBSCRIPTION_CALLS = "SubscriptionCalls"  # dimension Outcome: SUCCESS, FAILED
+
+ALL = {
+    *STORED.values(),
+    REFUSED,
+    REPEATED,
+    PARKED,
+    NOT_STORED,
+    LANDED,
+    ALERTS_PUBLISHED,
+    ALERTS_FAILED,
+    SUBSCRIPTION_CALLS,
+}
+
+
+def count_stored(images: Iterable[dict[str, Any] | None]) -> Counter[Status]:
+    """New items by status, from stream records' NewImage (deserialized)."""
+    counts: Counter[Status] = Counter()
+    for image in images:
+        status = (image or {}).get("status")
+        if isinstance(status, str) and status in Status._value2member_map_:
+            counts[Status(status)] += 1
+    return counts

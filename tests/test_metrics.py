@@ -1,0 +1,144 @@
+"""Metrics: what each function emits (EMF), and that the alarms and dashboard watch only those."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.stub import Stubber
+
+from cinnox_sms import metrics as names
+from conftest import LambdaContext, Post, Stack, emf, stream_records, tdr
+
+if TYPE_CHECKING:
+    from local_stack.template import Template
+
+
+def values(blobs: list[dict[str, Any]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for blob in blobs:
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]  # Powertools writes a list of values
+                found[metric["Name"]] = found.get(metric["Name"], 0) + sum(
+                    value if isinstance(value, list) else [value]
+                )
+    return found
+
+
+def test_stored_tdrs_are_counted_by_status_once_per_batch(
+    metrics_function: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a day's TDRs on the stream
+    for status in ("Submitted", "Submitted", "Delivered", "Rejected"):
+        post(tdr(Status=status))
+    capsys.readouterr()
+    # When the metrics function gets the batch
+    metrics_function.lambda_handler({"Records": stream_records(stack)}, context)
+    # Then one metric blob carries the count of each status
+    blobs = emf(capsys.readouterr().out)
+    assert len(blobs) == 1
+    assert values(blobs) == {"TdrSubmitted": 2, "TdrDelivered": 1, "TdrUndelivered": 0, "TdrRejected": 1}
+    assert (
+        blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+        == stack.environment("MetricsFunction")["POWERTOOLS_METRICS_NAMESPACE"]
+    )
+
+
+def test_a_stored_tdr_emits_no_metric_line(post: Post, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert post(tdr()).status == 200
+    assert emf(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(
+    ("path_ok", "body", "reason"),
+    [(False, tdr(), "NotFound"), (True, "{", "BadRequest"), (True, tdr(AppID="x"), "Forbidden")],
+)
+def test_refusals_are_counted_by_reason(
+    post: Post, stack: Stack, capsys: pytest.CaptureFixture[str], path_ok: bool, body: Any, reason: str
+) -> None:
+    capsys.readouterr()
+    post(body, raw=isinstance(body, str), path=None if path_ok else "/tdr/wrong")
+    [blob] = emf(capsys.readouterr().out)
+    assert values([blob]) == {names.REFUSED: 1}
+    assert blob["Reason"] == reason
+
+
+def test_repeats_and_parked_tdrs_are_counted(
+    webhook: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = tdr()
+    post(body)
+    capsys.readouterr()
+    post(body)
+    assert values(emf(capsys.readouterr().out)) == {names.REPEATED: 1}
+    with Stubber(webhook.webhook_service()._store._client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        post(tdr())
+    assert values(emf(capsys.readouterr().out)) == {names.PARKED: 1}
+
+
+def test_alerts_are_counted(
+    alert: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    post(tdr(Status="Rejected"))
+    capsys.readouterr()
+    alert.lambda_handler({"Records": stream_records(stack)}, context)
+    assert values(emf(capsys.readouterr().out)) == {names.ALERTS_PUBLISHED: 1, names.ALERTS_FAILED: 0}
+
+
+def _alarm_metrics(template: Template) -> list[tuple[str, Any]]:
+    found = []
+    for name, alarm in template.resources_of_type("AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        if "MetricName" in properties:
+            found.append((name, properties))
+        for query in properties.get("Metrics", []):
+            if "MetricStat" in query:
+                found.append((name, query["MetricStat"]["Metric"]))
+    return found
+
+
+def test_every_alarm_watches_a_metric_the_code_emits_or_aws_publishes(template: Template) -> None:
+    namespaces = set()
+    for alarm, metric in _alarm_metrics(template):
+        namespace = metric["Namespace"]
+        namespaces.add(json.dumps(namespace))
+        if namespace == {"Ref": "MetricsNamespace"}:
+            assert metric["MetricName"] in names.ALL, (alarm, metric["MetricName"])
+        else:
+            assert namespace in ("AWS/SQS", "AWS/Lambda", "AWS/ApiGateway"), alarm
+    assert json.dumps({"Ref": "MetricsNamespace"}) in namespaces
+
+
+def test_every_alarm_tells_the_ops_topic(template: Template) -> None:
+    alarms = template.resources_of_type("AWS::CloudWatch::Alarm")
+    assert {
+        "WebhookErrorsAlarm",
+        "AlertFailureQueueAlarm",
+        "ParkingQueueAgeAlarm",
+        "FailureRateAlarm",
+        "NoTdrAlarm",
+    } <= set(alarms)
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "OpsTopic"}]
+    assert alarms["NoTdrAlarm"]["Condition"] == "HasNoTdrAlarm"
+    defaults = template.parameter_defaults()
+    assert template.conditions(defaults)["HasNoTdrAlarm"] is False  # off by default
+    assert alarms["FailureRateAlarm"]["Properties"]["Threshold"] == {"Ref": "FailureRateThreshold"}
+
+
+def test_dashboard_shows_only_metrics_that_exist(template: Template) -> None:
+    body = template.resource("Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body)["widgets"]
+    titles = [w["properties"]["title"] for w in widgets]
+    for wanted in ("TDRs stored, by status", "Failure rate", "Alerts", "Refused", "Queues", "HTTP API"):
+        assert any(wanted in title for title in titles), wanted
+    ours = {m[1] for w in widgets for m in w["properties"]["metrics"] if m and m[0] == "${MetricsNamespace}"}
+    ours |= set(re.findall(r'MetricName=\\\\?"(\w+)', body))
+    assert ours <= names.ALL
+    assert {"TdrSubmitted", "TdrDelivered", "TdrUndelivered", "TdrRejected", "TdrRefused"} <= ours
