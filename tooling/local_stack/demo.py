@@ -114,9 +114,9 @@ def run_demo(
     progress.finish()
     stored = _scan(stack.aws, stack.output("TdrTableName"))
     stream = {
-        "read": sum(m.stats.records_read for m in stack.mappings),
-        "filtered out": sum(m.stats.records_filtered_out for m in stack.mappings),
-        "invocations": sum(m.stats.invocations for m in stack.mappings),
+        "read": sum(m.stats.records_read for m in alerting),
+        "filtered out": sum(m.stats.records_filtered_out for m in alerting),
+        "invocations": sum(m.stats.invocations for m in alerting),
     }
     subscription = [entry["enabled"] for entry in stack.cinnox.history]
     return Account(messages, outcomes, stored, alerts, stream, subscription, seconds)
