@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -12,7 +13,7 @@ from botocore.stub import Stubber
 from cinnox_sms.model import Status
 from cinnox_sms.query import current_status, sms_status
 from cinnox_sms_cli.main import main
-from conftest import Post, Stack, tdr
+from conftest import Post, Stack, stream_records, tdr
 
 
 def test_terminal_status_wins_whatever_arrived_first(post: Post, stack: Stack) -> None:
@@ -213,3 +214,84 @@ def test_report_bad_period_is_a_usage_error(period: str, capsys: pytest.CaptureF
         main(["report", "--table", "t", "--since", period])
     assert exited.value.code == 2
     assert "is not a period like 24h" in capsys.readouterr().err
+
+
+def _queues(stack: Stack) -> list[str]:
+    return [
+        "--table",
+        stack.table_name,
+        "--parking-queue-url",
+        stack.refs["ParkingQueue"],
+        "--failure-queue-url",
+        stack.refs["AlertFailureQueue"],
+        "--topic-arn",
+        stack.refs["AlertTopic"],
+    ]
+
+
+def test_redrive_writes_parked_tdrs_once(
+    webhook: ModuleType, post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two TDRs parked during an outage (one also stored later, when CINNOX sent it again)
+    client = webhook.webhook_service()._store._client
+    first, second = tdr(TransactionID="park-1"), tdr(TransactionID="park-2")
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        stub.add_client_error("put_item", "ThrottlingException")
+        post(first)
+        post(second)
+    post(second)
+    # When redrive runs, twice
+    assert main(["redrive", *_queues(stack)]) == 0
+    printed = capsys.readouterr().out
+    assert main(["redrive", *_queues(stack)]) == 0
+    again = capsys.readouterr().out
+    # Then the first is written, the second was there already, and the second run finds nothing
+    assert "parked TDRs written: 1 (already stored: 1)" in printed
+    assert "parked TDRs written: 0 (already stored: 0)" in again
+    assert sms_status(boto3.client("dynamodb"), stack.table_name, "park-1") is not None
+
+
+def test_redrive_publishes_alerts_whose_batch_failed(
+    post: Post, stack: Stack, alert_inbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two failed SMS whose alert batch ended in the failure queue, as Lambda records it
+    post(tdr(TransactionID="fail-1", Status="Rejected"))
+    post(tdr(TransactionID="fail-2", Status="Undelivered"))
+    records = stream_records(stack)
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=stack.attrs["TdrTable.StreamArn"])["StreamDescription"]["Shards"][0]
+    failure = {
+        "requestContext": {"condition": "RetryAttemptsExhausted"},
+        "DDBStreamBatchInfo": {
+            "shardId": shard["ShardId"],
+            "streamArn": stack.attrs["TdrTable.StreamArn"],
+            "batchSize": len(records),
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+        },
+    }
+    boto3.client("sqs").send_message(QueueUrl=stack.refs["AlertFailureQueue"], MessageBody=json.dumps(failure))
+    # When redrive runs, twice
+    assert main(["redrive", *_queues(stack)]) == 0
+    assert "alert batches redriven: 1 (2 alerts published)" in capsys.readouterr().out
+    assert main(["redrive", *_queues(stack)]) == 0
+    # Then each alert was published once
+    assert sorted(m["MessageAttributes"]["status"]["Value"] for m in alert_inbox()) == ["Rejected", "Undelivered"]
+
+
+def test_redrive_leaves_what_it_cannot_read(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    boto3.client("sqs").send_message(QueueUrl=stack.refs["AlertFailureQueue"], MessageBody="not json")
+    boto3.client("sqs").send_message(QueueUrl=stack.refs["ParkingQueue"], MessageBody='{"challenge": "x"}')
+    assert main(["redrive", *_queues(stack)]) == 1
+    printed = capsys.readouterr().out
+    assert "messages left in their queue: 2" in printed
+    assert "cannot be read" in printed
+    assert "is not a TDR" in printed
+
+
+def test_redrive_needs_a_stack_or_every_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["redrive", "--table", "t"])
+    assert exited.value.code == 2
+    assert "give --stack, or all of --parking-queue-url" in capsys.readouterr().err

@@ -16,7 +16,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.query import SmsStatus, sms_status
+from cinnox_sms.store import TdrStore
+from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures, redrive_parked
 from cinnox_sms_cli.report import by_country, render, scan_since, since
 
 NOT_FOUND = 1
@@ -53,7 +56,29 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     where.add_argument("--table", help="the TDR table's name")
     report.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
     report.add_argument("--region", help="the AWS region (default: your profile's)")
+    redrive = commands.add_parser(
+        "redrive",
+        help="send parked TDRs and failed alerts back through the product",
+        description="Write the TDRs waiting in the parking queue, and publish the alerts whose stream records wait in "
+        "the alert failure queue; each message is deleted once done, so running it again does nothing new.",
+    )
+    redrive.add_argument("--stack", help="a deployed stack's name (table, queues and topic from its outputs)")
+    redrive.add_argument("--table", help="the TDR table's name (without --stack)")
+    redrive.add_argument("--parking-queue-url", help="the parking queue (without --stack)")
+    redrive.add_argument("--failure-queue-url", help="the alert failure queue (without --stack)")
+    redrive.add_argument("--topic-arn", help="the alert topic (without --stack)")
+    redrive.add_argument("--retention-days", type=int, default=400, help="TTL of written TDRs (default 400)")
+    redrive.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
+    redrive.add_argument("--region", help="the AWS region (default: your profile's)")
     args = parser.parse_args(argv)
+    if args.command == "redrive" and not args.stack:
+        missing = [
+            f"--{n.replace('_', '-')}"
+            for n in ("table", "parking_queue_url", "failure_queue_url", "topic_arn")
+            if not getattr(args, n)
+        ]
+        if missing:
+            redrive.error(f"give --stack, or all of {', '.join(missing)}")
     if args.command == "report":
         try:
             start = since(args.since)
@@ -63,6 +88,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     try:
         table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
         dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+        if args.command == "redrive":
+            return run_redrive(session, args, table, dynamodb)
         if args.command == "report":
             lines = by_country(scan_since(dynamodb, table, start))
             print(render(lines, args.format) if lines else f"no SMS in {table} since {start.isoformat()}")
@@ -76,6 +103,29 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         return NOT_FOUND
     print(json.dumps(as_json(found), indent=2) if args.json else as_text(found))
     return 0
+
+
+def run_redrive(session: boto3.Session, args: argparse.Namespace, table: str, dynamodb: Any) -> int:
+    def where(flag: str, output: str) -> str:
+        return str(getattr(args, flag) or stack_output(session, args.endpoint_url, args.stack, output))
+
+    sqs = session.client("sqs", endpoint_url=args.endpoint_url)
+    done = Redriven()
+    redrive_parked(
+        sqs, where("parking_queue_url", "ParkingQueueUrl"), TdrStore(dynamodb, table, args.retention_days), done
+    )
+    publisher = AlertPublisher(
+        session.client("sns", endpoint_url=args.endpoint_url), where("topic_arn", "AlertTopicArn")
+    )
+    redrive_alert_failures(
+        sqs,
+        where("failure_queue_url", "AlertFailureQueueUrl"),
+        session.client("dynamodbstreams", endpoint_url=args.endpoint_url),
+        publisher,
+        done,
+    )
+    print("\n".join(done.lines()))
+    return 0 if not done.left_in_queue else NOT_FOUND
 
 
 def stack_output(session: boto3.Session, endpoint_url: str | None, stack: str, name: str) -> str:
