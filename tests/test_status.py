@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -14,6 +14,9 @@ from cinnox_sms.model import Status
 from cinnox_sms.query import current_status, sms_status
 from cinnox_sms_cli.main import main
 from conftest import Post, Stack, stream_records, tdr
+
+if TYPE_CHECKING:
+    from local_stack.cinnox import CinnoxSimulator
 
 
 def test_terminal_status_wins_whatever_arrived_first(post: Post, stack: Stack) -> None:
@@ -295,3 +298,70 @@ def test_redrive_needs_a_stack_or_every_name(capsys: pytest.CaptureFixture[str])
         main(["redrive", "--table", "t"])
     assert exited.value.code == 2
     assert "give --stack, or all of --parking-queue-url" in capsys.readouterr().err
+
+
+def _cinnox_flags(cinnox: CinnoxSimulator, stack: Stack) -> list[str]:
+    return [
+        "--base-url",
+        cinnox.base_url,
+        "--app-id",
+        cinnox.app_id,
+        "--token-secret",
+        stack.refs["CinnoxAppTokenSecret"],
+    ]
+
+
+def test_subscription_lists_and_resends_without_showing_secrets(
+    cinnox: CinnoxSimulator, stack: Stack, webhook_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given CINNOX with nothing subscribed yet
+    assert main(["subscription", *_cinnox_flags(cinnox, stack)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    # When the subscription is sent again (CINNOX verifies the URL with its challenge)
+    resend = ["--resend", "--webhook-url", f"{webhook_server}/tdr", "--webhook-secret-id", stack.refs["WebhookSecret"]]
+    assert main(["subscription", *_cinnox_flags(cinnox, stack), *resend]) == 0
+    printed = capsys.readouterr().out
+    # Then CINNOX lists it, with the URL's secret hidden
+    assert printed.startswith("subscribed again (updatedAt 20")
+    [hook] = json.loads(printed.split("\n", 1)[1])
+    assert hook["enabled"] is True
+    assert hook["url"] == f"{webhook_server}/tdr/***"
+    assert cinnox.subscription is not None
+    assert cinnox.subscription["url"].endswith(stack.webhook_secret)
+    assert stack.webhook_secret not in printed
+    assert stack.app_token not in printed
+
+
+def test_subscription_wrong_token_is_a_clear_error(
+    cinnox: CinnoxSimulator, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=stack.refs["CinnoxAppTokenSecret"], SecretString="wrong-token"
+    )
+    assert main(["subscription", *_cinnox_flags(cinnox, stack)]) == 3
+    error = capsys.readouterr().err
+    assert "HTTP 400, code 6451000: invalid AppToken" in error
+    assert "wrong-token" not in error
+
+
+def test_subscription_reads_cinnox_settings_from_the_stack(
+    cinnox: CinnoxSimulator, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    described = _described({"WebhookBaseUrl": "http://x/tdr", "WebhookSecretArn": stack.refs["WebhookSecret"]})
+    described["Stacks"][0]["Parameters"] = [
+        {"ParameterKey": "CinnoxBaseUrl", "ParameterValue": cinnox.base_url},
+        {"ParameterKey": "CinnoxAppId", "ParameterValue": cinnox.app_id},
+        {"ParameterKey": "CinnoxAppTokenSecret", "ParameterValue": stack.refs["CinnoxAppTokenSecret"]},
+    ]
+    session = _StubbedCloudFormation([described, _described({})])
+    assert main(["subscription", "--stack", "cinnox-sms"], session=session) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["subscription", "--stack", "cinnox-sms"], session=session) == 3
+    assert "has no CinnoxBaseUrl" in capsys.readouterr().err
+
+
+def test_subscription_needs_a_stack_or_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["subscription", "--base-url", "https://x", "--resend"])
+    assert exited.value.code == 2
+    assert "give --stack, or all of --app-id, --token-secret, --webhook-url" in capsys.readouterr().err

@@ -17,6 +17,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cinnox_sms.alerts import AlertPublisher
+from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy
+from cinnox_sms.custom_resource import Redactor, app_token_from_secret
+from cinnox_sms.errors import CinnoxError
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures, redrive_parked
@@ -70,7 +73,28 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     redrive.add_argument("--retention-days", type=int, default=400, help="TTL of written TDRs (default 400)")
     redrive.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
     redrive.add_argument("--region", help="the AWS region (default: your profile's)")
+    hooks = commands.add_parser(
+        "subscription",
+        help="what CINNOX has subscribed for the app; --resend subscribes the webhook again",
+        description="List the app's event hooks as CINNOX reports them (webhook secrets hidden), and with --resend "
+        "PATCH the outbound-SMS subscription to the stack's webhook URL again.",
+    )
+    hooks.add_argument("--stack", help="a deployed stack's name (CINNOX settings and webhook from it)")
+    hooks.add_argument("--base-url", help="CINNOX's API base URL (without --stack)")
+    hooks.add_argument("--app-id", help="the CINNOX AppID (without --stack)")
+    hooks.add_argument("--token-secret", help="the Secrets Manager secret holding the AppToken (without --stack)")
+    hooks.add_argument("--webhook-url", help="the webhook base URL, for --resend (without --stack)")
+    hooks.add_argument("--webhook-secret-id", help="the webhook secret, for --resend (without --stack)")
+    hooks.add_argument("--resend", action="store_true", help="subscribe the webhook URL again")
+    hooks.add_argument("--list-path", default=EVENT_HOOKS_PATH, help=f"the event-hook list path ({EVENT_HOOKS_PATH})")
+    hooks.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
+    hooks.add_argument("--region", help="the AWS region (default: your profile's)")
     args = parser.parse_args(argv)
+    if args.command == "subscription" and not args.stack:
+        needed = ["base_url", "app_id", "token_secret"] + (["webhook_url", "webhook_secret_id"] if args.resend else [])
+        missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(args, n)]
+        if missing:
+            hooks.error(f"give --stack, or all of {', '.join(missing)}")
     if args.command == "redrive" and not args.stack:
         missing = [
             f"--{n.replace('_', '-')}"
@@ -85,6 +109,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         except ValueError as error:
             report.error(str(error))
     session = session or boto3.Session(region_name=args.region)
+    if args.command == "subscription":
+        return run_subscription(session, args)
     try:
         table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
         dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
@@ -126,6 +152,62 @@ def run_redrive(session: boto3.Session, args: argparse.Namespace, table: str, dy
     )
     print("\n".join(done.lines()))
     return 0 if not done.left_in_queue else NOT_FOUND
+
+
+def run_subscription(session: boto3.Session, args: argparse.Namespace) -> int:
+    secrets = session.client("secretsmanager", endpoint_url=args.endpoint_url)
+    redact = Redactor()  # CINNOX may quote the URL or the token back: neither is printed
+    try:
+        settings = subscription_settings(session, args)
+        token = app_token_from_secret(secrets.get_secret_value(SecretId=settings["token_secret"])["SecretString"])
+        client = CinnoxClient(settings["base_url"], token, retry=RetryPolicy(3, 0.5, 4.0))
+        redact.add(token)
+        if args.resend:
+            secret = secrets.get_secret_value(SecretId=settings["webhook_secret_id"])["SecretString"].strip()
+            redact.add(secret)
+            state = client.set_outbound_sms_subscription(
+                settings["app_id"], enabled=True, url=f"{settings['webhook_url'].rstrip('/')}/{secret}"
+            )
+            print(f"subscribed again (updatedAt {state.updated_at or 'not given'})")
+        listed = client.event_hooks(settings["app_id"], args.list_path)
+    except (CinnoxError, ValueError) as error:
+        print(f"cinnox-sms: CINNOX: {redact(str(error))}", file=sys.stderr)
+        return FAILED
+    except (ClientError, BotoCoreError, LookupError) as error:
+        print(f"cinnox-sms: {error}", file=sys.stderr)
+        return FAILED
+    print(redact(json.dumps(hide_url_secrets(listed), indent=2)))
+    return 0
+
+
+def subscription_settings(session: boto3.Session, args: argparse.Namespace) -> dict[str, str]:
+    if not args.stack:
+        return {k: getattr(args, k) for k in ("base_url", "app_id", "token_secret", "webhook_url", "webhook_secret_id")}
+    cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    [described] = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    try:
+        return {
+            "base_url": parameters["CinnoxBaseUrl"],
+            "app_id": parameters["CinnoxAppId"],
+            "token_secret": parameters["CinnoxAppTokenSecret"],
+            "webhook_url": outputs["WebhookBaseUrl"],
+            "webhook_secret_id": outputs["WebhookSecretArn"],
+        }
+    except KeyError as missing:
+        raise LookupError(f"stack {args.stack} has no {missing.args[0]}") from None
+
+
+def hide_url_secrets(value: Any) -> Any:
+    """Webhook URLs end in the secret: show them without it."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")) and value.count("/") > 3:
+        return value.rsplit("/", 1)[0] + "/***"
+    if isinstance(value, dict):
+        return {k: hide_url_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [hide_url_secrets(v) for v in value]
+    return value
 
 
 def stack_output(session: boto3.Session, endpoint_url: str | None, stack: str, name: str) -> str:

@@ -89,6 +89,19 @@ class CinnoxSimulator:
         simulator = self
 
         class Handler(JsonHandler):
+            def do_GET(self) -> None:
+                # The "Get Event Hook list" endpoint (its path is not public; see cinnox_sms.cinnox).
+                if self.path != f"/v1/api/apps/{simulator.app_id}/event-hooks":
+                    return self.reply(
+                        404, json.dumps({"code": NOT_FOUND, "message": "method or URL not found"}).encode()
+                    )
+                if self.headers.get("Authorization", "") != f"Bearer {simulator.token}":
+                    return self.reply(
+                        400, json.dumps({"code": WRONG_PARAMETER, "message": "invalid AppToken"}).encode()
+                    )
+                hooks = [{"event": "outbound-sms", **simulator.subscription}] if simulator.subscription else []
+                return self.reply(200, json.dumps({"code": 0, "result": hooks}).encode())
+
             def do_PATCH(self) -> None:
                 raw = self.read_body()
                 try:

@@ -16,6 +16,9 @@ from typing import Any
 from cinnox_sms.errors import CinnoxError
 
 RATE_LIMITED = 6451010  # CINNOX's "too many requests"
+# CINNOX's public pages name a "Get Event Hook list" endpoint but not its path: this is
+# the family's pattern, and `cinnox-sms subscription --list-path` can change it.
+EVENT_HOOKS_PATH = "/v1/api/apps/{app_id}/event-hooks"
 _RETRYABLE_HTTP = frozenset({429, 500, 502, 503, 504})
 
 
@@ -67,6 +70,14 @@ class CinnoxClient:
         """PATCH the subscription, retrying what is worth retrying until ``deadline`` (monotonic)."""
         path = f"/v1/api/apps/{urllib.parse.quote(app_id, safe='')}/outbound-sms-event-sub"
         body = json.dumps({"enabled": enabled, "url": url}).encode()
+        return _subscription_state(self._call("PATCH", path, body, deadline), enabled)
+
+    def event_hooks(self, app_id: str, path: str = EVENT_HOOKS_PATH) -> Any:
+        """What CINNOX lists as subscribed for the app (its "Get Event Hook list"); the shape is CINNOX's."""
+        answer = self._call("GET", path.format(app_id=urllib.parse.quote(app_id, safe="")), None, None)
+        return answer.get("result", answer)
+
+    def _call(self, method: str, path: str, body: bytes | None, deadline: float | None) -> Any:
         last: CinnoxError | None = None
         made = 0
         for attempt in range(self._retry.max_attempts):
@@ -82,22 +93,21 @@ class CinnoxClient:
                     break
             made += 1
             try:
-                answer = self._patch(path, body, timeout)
+                return self._send(method, path, body, timeout)
             except _Retryable as error:
                 last = error
                 continue
-            return _subscription_state(answer, enabled)
         if last is None:
             raise CinnoxError("no time was left to call CINNOX before the deadline")
         raise CinnoxError(
             f"gave up after {made} attempt(s); last answer: {last}", code=last.code, http_status=last.http_status
         )
 
-    def _patch(self, path: str, body: bytes, timeout: float) -> Any:
+    def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> Any:
         request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
             self._base_url + path,
             data=body,
-            method="PATCH",
+            method=method,
             headers={
                 "Authorization": f"Bearer {self._app_token}",
                 "Content-Type": "application/json",
