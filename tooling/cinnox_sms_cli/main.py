@@ -29,6 +29,24 @@ NOT_FOUND = 1
 FAILED = 3  # the command could not ask AWS
 
 
+def _table_options(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack", help="a deployed stack's name (its TdrTableName output is used)")
+    where.add_argument("--table", help="the TDR table's name")
+    _aws_options(command)
+
+
+def _aws_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
+    command.add_argument("--region", help="the AWS region (default: your profile's)")
+
+
+def _missing(args: argparse.Namespace, names: list[str]) -> str | None:
+    """Without --stack, every name must be given: the error for those that are not."""
+    missing = [f"--{name.replace('_', '-')}" for name in names if not getattr(args, name)]
+    return f"give --stack, or all of {', '.join(missing)}" if missing and not args.stack else None
+
+
 def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cinnox-sms", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -40,11 +58,7 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         description="Print every status stored for one SMS and its current status.",
     )
     status.add_argument("transaction_id", metavar="TRANSACTION_ID", help="the SMS's TransactionID")
-    where = status.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack", help="a deployed stack's name (its TdrTableName output is used)")
-    where.add_argument("--table", help="the TDR table's name")
-    status.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
-    status.add_argument("--region", help="the AWS region (default: your profile's)")
+    _table_options(status)
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     report = commands.add_parser(
         "report",
@@ -54,11 +68,7 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     )
     report.add_argument("--since", default="24h", help="a period (24h, 7d, 90m) or an ISO 8601 time (default 24h)")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
-    where = report.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack", help="a deployed stack's name (its TdrTableName output is used)")
-    where.add_argument("--table", help="the TDR table's name")
-    report.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
-    report.add_argument("--region", help="the AWS region (default: your profile's)")
+    _table_options(report)
     redrive = commands.add_parser(
         "redrive",
         help="send parked TDRs and failed alerts back through the product",
@@ -71,8 +81,7 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     redrive.add_argument("--failure-queue-url", help="the alert failure queue (without --stack)")
     redrive.add_argument("--topic-arn", help="the alert topic (without --stack)")
     redrive.add_argument("--retention-days", type=int, default=400, help="TTL of written TDRs (default 400)")
-    redrive.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
-    redrive.add_argument("--region", help="the AWS region (default: your profile's)")
+    _aws_options(redrive)
     hooks = commands.add_parser(
         "subscription",
         help="what CINNOX has subscribed for the app; --resend subscribes the webhook again",
@@ -87,22 +96,15 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     hooks.add_argument("--webhook-secret-id", help="the webhook secret, for --resend (without --stack)")
     hooks.add_argument("--resend", action="store_true", help="subscribe the webhook URL again")
     hooks.add_argument("--list-path", default=EVENT_HOOKS_PATH, help=f"the event-hook list path ({EVENT_HOOKS_PATH})")
-    hooks.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
-    hooks.add_argument("--region", help="the AWS region (default: your profile's)")
+    _aws_options(hooks)
     args = parser.parse_args(argv)
-    if args.command == "subscription" and not args.stack:
-        needed = ["base_url", "app_id", "token_secret"] + (["webhook_url", "webhook_secret_id"] if args.resend else [])
-        missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(args, n)]
-        if missing:
-            hooks.error(f"give --stack, or all of {', '.join(missing)}")
-    if args.command == "redrive" and not args.stack:
-        missing = [
-            f"--{n.replace('_', '-')}"
-            for n in ("table", "parking_queue_url", "failure_queue_url", "topic_arn")
-            if not getattr(args, n)
-        ]
-        if missing:
-            redrive.error(f"give --stack, or all of {', '.join(missing)}")
+    if args.command == "subscription":
+        resend = ["webhook_url", "webhook_secret_id"] if args.resend else []
+        if problem := _missing(args, ["base_url", "app_id", "token_secret", *resend]):
+            hooks.error(problem)
+    redrive_names = ["table", "parking_queue_url", "failure_queue_url", "topic_arn"]
+    if args.command == "redrive" and (problem := _missing(args, redrive_names)):
+        redrive.error(problem)
     if args.command == "report":
         try:
             start = since(args.since)
