@@ -145,9 +145,7 @@ def cold_starts(stack: LocalStack, paths: dict[str, Path], runs: int) -> dict[st
                 "floor": (paths["floors"] / "floors.py", name, [paths["floors"]]),
             }
             for variant, (path, attribute, code) in variants.items():
-                if name == "subscription" and variant == "floor":
-                    event_file.write_text(json.dumps(cold_event(stack, name)))  # a fresh RequestId
-                elif name == "subscription":
+                if name == "subscription":  # each Create needs its own RequestId
                     event_file.write_text(json.dumps(cold_event(stack, name)))
                 seconds = cold_start(python, path, attribute, event_file, [*code, paths["runtime"]], environment)
                 results.setdefault(name, {}).setdefault(variant, []).append(seconds)

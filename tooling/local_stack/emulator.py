@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 
 from local_stack.httpserver import check_port, free_port
+from local_stack.processes import stop
 from local_stack.template import ACCOUNT, REGION, Template, resolve
 
 CREDENTIALS = dict.fromkeys(
@@ -58,13 +59,7 @@ class MotoServer:
         raise RuntimeError(f"moto's server did not answer on port {self.port} within {timeout:.0f} s")
 
     def close(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop(self._process)
 
 
 def session(endpoint: str) -> boto3.Session:

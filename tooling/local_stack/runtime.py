@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from local_stack.httpserver import JsonHandler, QuietServer
+from local_stack.processes import stop
 
 API_PREFIX = "/2018-06-01/runtime"
 
@@ -221,13 +222,7 @@ class _Environment:
         return True
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self._server.shutdown()
         self._server.server_close()
 
