@@ -6,11 +6,14 @@ import json
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.stub import Stubber
 
-from conftest import APP_ID, LambdaContext, Post, Stack, stream_records, tdr
+from cinnox_sms import metrics as names
+from cinnox_sms.alerts import SKIP_NOT_INSERT, SKIP_NOT_TDR
+from conftest import APP_ID, LambdaContext, LogLines, Post, Stack, emf, stream_records, tdr
 from local_stack.template import Template, matches_filter, stream_filters
 
 Inbox = Any
@@ -179,18 +182,18 @@ def test_whole_call_error_fails_the_batch_so_lambda_retries_it(
             alert.lambda_handler(filtered_batch(template, stack), context)
 
 
-def test_record_without_an_image_fails_from_there_on(
+def test_record_without_an_image_is_skipped_not_retried(
     alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
 ) -> None:
-    # Given a batch whose second record is malformed
+    # Given a batch whose second record has no NewImage (it used to fail the batch from there on)
     failed_sms(post, 3)
     batch = filtered_batch(template, stack)
     del batch["Records"][1]["dynamodb"]["NewImage"]
-    keys = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+    # When it is processed
     answer = alert.lambda_handler(batch, context)
-    # Then the first alert went out, and the stream will retry from the bad record
-    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == keys[1:]
-    assert len(alert_inbox()) == 1
+    # Then no retry can mend it: it is skipped, and the two alerts around it went out
+    assert answer == {"batchItemFailures": []}
+    assert len(alert_inbox()) == 2
 
 
 def test_a_non_failure_record_is_skipped_without_alert(
@@ -233,3 +236,128 @@ def test_alerts_of_huge_tdrs_fit_sns_limits(
     record = json.loads(messages[0]["Message"])
     assert record["raw"] is None
     assert "too large" in record["rawOmitted"]
+
+
+# --- records that can never be alerts: skipped with a warning and a metric, never retried ---------
+
+
+def _metric_values(printed: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for blob in emf(printed):
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                found[metric["Name"]] = found.get(metric["Name"], 0) + sum(
+                    value if isinstance(value, list) else [value]
+                )
+    return found
+
+
+def _skip_warnings(logs: LogLines) -> list[dict[str, Any]]:
+    return [r for r in logs.records() if r["level"] == "WARNING" and "skipped" in r["message"]]
+
+
+def test_sam_generated_batch_of_an_unrelated_item_is_skipped_not_retried(
+    alert: ModuleType,
+    template_events: dict[str, dict[str, Any]],
+    alert_inbox: Inbox,
+    context: LambdaContext,
+    logs: LogLines,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the batch `sam local generate-event dynamodb update` makes: INSERT, MODIFY and
+    # REMOVE of an item that is no TDR (it used to fail every record: BatchProcessingError)
+    event = template_events["alert-stream-unrelated.json"]
+    assert [r["eventName"] for r in event["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
+    capsys.readouterr()
+    # When the alert function gets it
+    answer = alert.lambda_handler(event, context)
+    # Then nothing is retried or published; one warning and the skip metric say why
+    assert answer == {"batchItemFailures": []}
+    assert alert_inbox() == []
+    [warning] = _skip_warnings(logs)
+    assert warning["count"] == 3
+    assert warning["reasons"] == {SKIP_NOT_TDR: 1, SKIP_NOT_INSERT: 2}
+    assert warning["records"] == [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+    assert _metric_values(capsys.readouterr().out) == {
+        names.ALERTS_PUBLISHED: 0,
+        names.ALERTS_FAILED: 0,
+        names.ALERT_RECORDS_SKIPPED: 3,
+    }
+
+
+def test_unrelated_records_among_failures_leave_each_failure_one_alert(
+    alert: ModuleType,
+    post: Post,
+    stack: Stack,
+    template: Template,
+    template_events: dict[str, dict[str, Any]],
+    alert_inbox: Inbox,
+    context: LambdaContext,
+) -> None:
+    # Given three failed SMS with the unrelated item's INSERT, MODIFY and REMOVE between them
+    bodies = failed_sms(post, 3, status="Rejected")
+    failures = filtered_batch(template, stack)["Records"]
+    unrelated = template_events["alert-stream-unrelated.json"]["Records"]
+    mixed = [record for pair in zip(unrelated, failures, strict=True) for record in pair]
+    # When the mixed batch is processed
+    answer = alert.lambda_handler({"Records": mixed}, context)
+    # Then every failure was alerted exactly once, and no record is retried
+    assert answer == {"batchItemFailures": []}
+    alerted = [json.loads(m["Message"])["transactionId"] for m in alert_inbox()]
+    assert sorted(alerted) == sorted(b["TransactionID"] for b in bodies)
+
+
+def test_a_hand_edit_of_a_failed_item_passes_the_filter_but_publishes_nothing(
+    alert: ModuleType,
+    post: Post,
+    stack: Stack,
+    template: Template,
+    alert_inbox: Inbox,
+    context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lambda guide, "Using event filtering with a DynamoDB event source": no filter on eventName."""
+    # Given a failed SMS, alerted on when it was stored
+    failed_sms(post, 1)
+    assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
+    assert len(alert_inbox()) == 1
+    # When someone edits the item by hand (a MODIFY whose NewImage still says Undelivered)
+    [insert] = stream_records(stack)
+    boto3.client("dynamodb").update_item(
+        TableName=stack.table_name,
+        Key=insert["dynamodb"]["Keys"],
+        UpdateExpression="SET note = :note",
+        ExpressionAttributeValues={":note": {"S": "checked with the carrier"}},
+    )
+    modify = filtered_batch(template, stack)["Records"][1:]
+    assert [r["eventName"] for r in modify] == ["MODIFY"]  # the NewImage filter lets it through
+    capsys.readouterr()
+    answer = alert.lambda_handler({"Records": modify}, context)
+    # Then no second alert goes out, nothing is retried, and the skip is counted
+    assert answer == {"batchItemFailures": []}
+    assert alert_inbox() == []
+    assert _metric_values(capsys.readouterr().out)[names.ALERT_RECORDS_SKIPPED] == 1
+
+
+def test_sns_fault_is_retried_from_the_first_unpublished_alert_only(
+    alert: ModuleType,
+    post: Post,
+    stack: Stack,
+    template: Template,
+    template_events: dict[str, dict[str, Any]],
+    context: LambdaContext,
+) -> None:
+    # Given an unrelated record, two failed SMS and an unrelated MODIFY between them, and SNS down
+    failed_sms(post, 2)
+    first, second = filtered_batch(template, stack)["Records"]
+    insert, modify, _ = template_events["alert-stream-unrelated.json"]["Records"]
+    batch = {"Records": [insert, first, modify, second]}
+    keys = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+    client = alert.alert_publisher()._client
+    with Stubber(client) as stub:
+        stub.add_client_error("publish_batch", "KMSThrottlingException", http_status_code=400)
+        answer = alert.lambda_handler(batch, context)
+    # Then the stream retries from the first failed SMS (the MODIFY after it rides along,
+    # to keep the stream's order); the unrelated record before it is done with
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == keys[1:]

@@ -7,6 +7,7 @@ import re
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -88,7 +89,62 @@ def test_alerts_are_counted(
     post(tdr(Status="Rejected"))
     capsys.readouterr()
     alert.lambda_handler({"Records": stream_records(stack)}, context)
-    assert values(emf(capsys.readouterr().out)) == {names.ALERTS_PUBLISHED: 1, names.ALERTS_FAILED: 0}
+    assert values(emf(capsys.readouterr().out)) == {
+        names.ALERTS_PUBLISHED: 1,
+        names.ALERTS_FAILED: 0,
+        names.ALERT_RECORDS_SKIPPED: 0,
+    }
+
+
+def test_skipped_records_are_not_counted_as_published(
+    alert: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed SMS and a Delivered one, unfiltered, and the failure's REMOVE
+    post(tdr(Status="Rejected"))
+    post(tdr(Status="Delivered"))
+    [rejected, delivered] = stream_records(stack)
+    removed = {**rejected, "eventName": "REMOVE", "dynamodb": {**rejected["dynamodb"]}}
+    del removed["dynamodb"]["NewImage"]
+    removed["dynamodb"]["SequenceNumber"] = str(int(delivered["dynamodb"]["SequenceNumber"]) + 1)
+    capsys.readouterr()
+    # When the alert function gets them
+    alert.lambda_handler({"Records": [rejected, delivered, removed]}, context)
+    # Then one alert is counted published, and the two others skipped
+    assert values(emf(capsys.readouterr().out)) == {
+        names.ALERTS_PUBLISHED: 1,
+        names.ALERTS_FAILED: 0,
+        names.ALERT_RECORDS_SKIPPED: 2,
+    }
+
+
+def test_edits_and_removals_are_not_counted_as_stored_tdrs(
+    metrics_function: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda guide, "Using event filtering with a DynamoDB event source": no filter on eventName."""
+    # Given a stored Rejected TDR, then edited by hand (MODIFY) and deleted (REMOVE)
+    post(tdr(Status="Rejected"))
+    [insert] = stream_records(stack)
+    client = boto3.client("dynamodb")
+    key = insert["dynamodb"]["Keys"]
+    client.update_item(
+        TableName=stack.table_name,
+        Key=key,
+        UpdateExpression="SET note = :note",
+        ExpressionAttributeValues={":note": {"S": "checked"}},
+    )
+    client.delete_item(TableName=stack.table_name, Key=key)
+    records = stream_records(stack)
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    capsys.readouterr()
+    # When the metrics function gets all three
+    metrics_function.lambda_handler({"Records": records}, context)
+    # Then one TDR was stored, not two
+    assert values(emf(capsys.readouterr().out)) == {
+        "TdrSubmitted": 0,
+        "TdrDelivered": 0,
+        "TdrUndelivered": 0,
+        "TdrRejected": 1,
+    }
 
 
 def _alarm_metrics(template: Template) -> list[tuple[str, Any]]:

@@ -20,7 +20,10 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     records = DynamoDBStreamEvent(event).records
-    counts = count_stored(record.dynamodb.new_image if record.dynamodb else None for record in records)
+    # The eventName raw: Powertools' enum raises on a name it does not know.
+    counts = count_stored(
+        (record.get("eventName"), record.dynamodb.new_image if record.dynamodb else None) for record in records
+    )
     for status, name in STORED.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[status])
     metrics.flush_metrics()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from local_stack.runtime import FunctionError
-from local_stack.template import REGION, matches_filter
+from local_stack.template import REGION, dynamodb_filters, matches_filter
 
 if TYPE_CHECKING:
     import boto3
@@ -38,7 +38,9 @@ class MappingConfig:
 
     @classmethod
     def from_properties(cls, properties: dict[str, Any], queue_urls: dict[str, str]) -> MappingConfig:
-        filters = tuple(json.loads(f["Pattern"]) for f in properties.get("FilterCriteria", {}).get("Filters", []))
+        # Refused here, as Lambda refuses them at CreateEventSourceMapping: a pattern on a key
+        # other than `dynamodb` would otherwise work locally and fail the first real deploy.
+        filters = dynamodb_filters(properties.get("FilterCriteria"))
         destination = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         return cls(
             stream_arn=properties["Stream"],

@@ -178,37 +178,184 @@ def load_function_module(template: Template, logical_id: str) -> ModuleType:
     return module
 
 
+# --- Lambda event filtering ----------------------------------------------------------
+# The rule syntax is the Lambda Developer Guide's "Control which events Lambda sends to
+# your function" (Filter rule syntax); what a DynamoDB mapping may filter on is its
+# "Using event filtering with a DynamoDB event source". Lambda refuses a bad pattern when
+# the mapping is created, so the local stack refuses it there too.
+
+MAX_FILTERS = 5  # per event source mapping: Lambda's default quota
+MAX_PATTERN_LENGTH = 4096  # Filter.Pattern, in the Lambda API reference
+DYNAMODB_DATA_KEY = "dynamodb"  # "DynamoDB event source mappings only support filtering on the dynamodb key"
+_OPERAND_SHAPES = {
+    "exists": "true or false",
+    "prefix": "a string",
+    "suffix": "a string",
+    "equals-ignore-case": "a string",
+    "anything-but": "a string, a number, or a non-empty array of strings or of numbers",
+}
+_NOT_EVALUATED_LOCALLY = {"numeric"}  # Lambda syntax; no pattern of ours needs it
+_ABSENT = object()
+
+
+class FilterPatternError(ValueError):
+    """A filter pattern Lambda would refuse at CreateEventSourceMapping (or the local stack cannot evaluate)."""
+
+
+def check_filter_pattern(pattern: Any, where: str = "pattern") -> None:
+    """Refuse a pattern that is not Lambda's filter rule syntax, naming the place that is wrong."""
+    if not isinstance(pattern, dict) or not pattern:
+        raise FilterPatternError(f"{where}: a filter pattern is a non-empty JSON object")
+    for key, value in pattern.items():
+        path = f"{where}.{key}"
+        if key == "$or":
+            if not isinstance(value, list) or len(value) < 2:
+                raise FilterPatternError(f"{path}: $or takes an array of at least two objects")
+            for index, branch in enumerate(value):
+                check_filter_pattern(branch, f"{path}[{index}]")
+        elif isinstance(value, dict):
+            check_filter_pattern(value, path)
+        elif isinstance(value, list) and value:
+            for rule in value:
+                _check_rule(rule, path)
+        elif isinstance(value, list):
+            raise FilterPatternError(f"{path}: an empty array matches nothing; Lambda refuses it")
+        else:
+            raise FilterPatternError(f"{path}: must be an object or an array of rules, not {json.dumps(value)}")
+
+
+def _check_rule(rule: Any, path: str) -> None:
+    if rule is None or isinstance(rule, str | int | float):  # null, "", a value to equal (bool is an int)
+        return
+    if not isinstance(rule, dict) or len(rule) != 1:
+        raise FilterPatternError(f"{path}: a rule is a value or an object with one operator, not {json.dumps(rule)}")
+    [(operator, operand)] = rule.items()
+    if operator in _NOT_EVALUATED_LOCALLY:
+        raise FilterPatternError(f"{path}: {operator!r} is Lambda syntax, but the local stack does not evaluate it")
+    if operator not in _OPERAND_SHAPES:
+        raise FilterPatternError(f"{path}: {operator!r} is not an operator of Lambda's filter rule syntax")
+    if not _operand_fits(operator, operand):
+        raise FilterPatternError(f"{path}: {operator} takes {_OPERAND_SHAPES[operator]}, not {json.dumps(operand)}")
+
+
+def _operand_fits(operator: str, operand: Any) -> bool:
+    if operator == "exists":
+        return isinstance(operand, bool)
+    if operator != "anything-but":
+        return isinstance(operand, str)
+    values = operand if isinstance(operand, list) else [operand]
+    return bool(values) and (all(isinstance(v, str) for v in values) or all(_is_number(v) for v in values))
+
+
+def check_dynamodb_filter(pattern: Any, where: str = "pattern") -> None:
+    """Refuse a pattern a DynamoDB event source mapping refuses: the syntax, and any key but `dynamodb`."""
+    check_filter_pattern(pattern, where)
+    for key, value in pattern.items():
+        if key == "$or":
+            for index, branch in enumerate(value):
+                check_dynamodb_filter(branch, f"{where}.$or[{index}]")
+        elif key != DYNAMODB_DATA_KEY:
+            raise FilterPatternError(
+                f"{where}: a DynamoDB event source mapping filters on the {DYNAMODB_DATA_KEY!r} key only, "
+                f"not {key!r} (Lambda Developer Guide: Using event filtering with a DynamoDB event source)"
+            )
+        elif not isinstance(value, dict):
+            raise FilterPatternError(f"{where}.{key}: filter on the fields inside the record's dynamodb object")
+
+
+def dynamodb_filters(filter_criteria: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+    """The patterns of a DynamoDB mapping's FilterCriteria, refused where Lambda would refuse them."""
+    filters = (filter_criteria or {}).get("Filters") or []
+    if len(filters) > MAX_FILTERS:
+        raise FilterPatternError(f"{len(filters)} filters: a mapping takes {MAX_FILTERS} unless the quota is raised")
+    patterns = []
+    for index, entry in enumerate(filters):
+        where = f"FilterCriteria.Filters[{index}].Pattern"
+        text = entry.get("Pattern", "") if isinstance(entry, dict) else ""
+        if len(text) > MAX_PATTERN_LENGTH:
+            raise FilterPatternError(f"{where}: {len(text)} characters, over Lambda's {MAX_PATTERN_LENGTH}")
+        try:
+            pattern = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise FilterPatternError(f"{where}: not JSON ({error})") from None
+        check_dynamodb_filter(pattern, where)
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
 def matches_filter(pattern: dict[str, Any], record: dict[str, Any]) -> bool:
     """Whether an event source mapping filter pattern keeps a record.
 
-    Supports what Lambda's filter syntax offers for string data: exact values,
-    ``exists``, ``prefix`` and ``anything-but``, nested to any depth.
+    Evaluates Lambda's filter rule syntax but ``numeric``: equals (strings, numbers,
+    true/false, null, ""), ``exists``, ``prefix``, ``suffix``, ``equals-ignore-case``,
+    ``anything-but`` and ``$or``, nested to any depth. Rules apply to leaves only, as in
+    Lambda: ``exists`` on a field that holds an object is false, and an array matches
+    when one of its elements does.
     """
+    check_filter_pattern(pattern)
+    return _matches(pattern, record)
+
+
+def _matches(pattern: dict[str, Any], node: Any) -> bool:
     for key, expected in pattern.items():
-        present = key in record
-        actual = record.get(key)
-        if isinstance(expected, dict):
-            if not isinstance(actual, dict) or not matches_filter(expected, actual):
+        if key == "$or":
+            if not any(_matches(branch, node) for branch in expected):
                 return False
-        elif not any(_matches_one(rule, present, actual) for rule in expected):
-            return False
+            continue
+        value = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if isinstance(expected, dict):
+            if not any(_matches(expected, obj) for obj in _flatten(value) if isinstance(obj, dict)):
+                return False
+        else:
+            leaves = [leaf for leaf in _flatten(value) if not isinstance(leaf, dict)]
+            if not any(_rule_matches(rule, leaves) for rule in expected):
+                return False
     return True
 
 
-def _matches_one(rule: Any, present: bool, actual: Any) -> bool:
-    if isinstance(rule, dict):
-        [(operator, operand)] = rule.items()
-        if operator == "exists":
-            return present is bool(operand)
-        if operator == "prefix":
-            return present and isinstance(actual, str) and actual.startswith(operand)
-        if operator == "anything-but":
-            excluded = operand if isinstance(operand, list) else [operand]
-            return present and actual not in excluded
-        raise ValueError(f"filter operator {operator!r} is not supported locally")
-    return present and actual == rule
+def _flatten(value: Any) -> list[Any]:
+    if value is _ABSENT:
+        return []
+    if isinstance(value, list):
+        return [item for element in value for item in _flatten(element)]
+    return [value]
+
+
+def _rule_matches(rule: Any, leaves: list[Any]) -> bool:
+    if not isinstance(rule, dict):
+        return any(_equals(rule, leaf) for leaf in leaves)
+    [(operator, operand)] = rule.items()
+    if operator == "exists":
+        return bool(leaves) is operand
+    return any(_operator_matches(operator, operand, leaf) for leaf in leaves)
+
+
+def _operator_matches(operator: str, operand: Any, leaf: Any) -> bool:
+    if operator == "anything-but":
+        return not any(_equals(excluded, leaf) for excluded in (operand if isinstance(operand, list) else [operand]))
+    if not isinstance(leaf, str):
+        return False
+    if operator == "prefix":
+        return leaf.startswith(operand)
+    if operator == "suffix":
+        return leaf.endswith(operand)
+    return leaf.casefold() == str(operand).casefold()  # equals-ignore-case
+
+
+def _equals(rule: Any, leaf: Any) -> bool:
+    """Lambda matches values by type: the string "1" is not the number 1, and true is not 1."""
+    if rule is None or isinstance(rule, bool) or leaf is None or isinstance(leaf, bool):
+        return rule is leaf
+    if _is_number(rule):
+        return _is_number(leaf) and rule == leaf
+    return isinstance(leaf, str) and rule == leaf
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def stream_filters(template: Template, function: str, event: str) -> list[dict[str, Any]]:
+    """A function's stream FilterCriteria patterns, checked as Lambda checks them for a DynamoDB source."""
     properties = template.resource(function)["Properties"]["Events"][event]["Properties"]
-    return [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    return list(dynamodb_filters(properties["FilterCriteria"]))

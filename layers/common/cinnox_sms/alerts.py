@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -182,28 +183,78 @@ def _batches(alerts: Sequence[Alert]) -> list[list[Alert]]:
 HELD_BACK = "held back: an earlier record of this batch failed, and the stream retries from there"
 
 
-def dispatch(records: Sequence[tuple[str, dict[str, Any] | None]], publisher: AlertPublisher) -> dict[str, str]:
-    """Alert on the failed SMS among stream records (key, new image), in stream order.
+INSERT = "INSERT"
+# Why a record can never be an alert. Fixed wording, so that log lines group by reason.
+SKIP_NOT_INSERT = "not an INSERT: a TDR is alerted on when it is written, not when it is edited or removed"
+SKIP_NO_IMAGE = "no NewImage"
+SKIP_UNREADABLE = "its NewImage is not DynamoDB JSON"
+SKIP_NOT_TDR = "not a TDR: its NewImage has no transactionId or status"
+SKIP_NOT_FAILURE = "not a failed SMS"
 
-    Returns {key: why} for the records to report as batch item failures. A stream
-    resumes from its first failed record, so every record after it is reported too.
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """What the alerts need of a DynamoDB stream record."""
+
+    key: str  # its sequence number
+    event_name: str | None
+    image: dict[str, Any] | None  # the NewImage, deserialized; None when the record has none
+    readable: bool = True  # False: the NewImage could not be deserialized
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """What became of a batch of stream records."""
+
+    failed: dict[str, str]  # {key: why}: the records to report as batch item failures
+    skipped: list[tuple[str, str]]  # (key, why): records that can never be alerts; retrying cannot help
+    published: int
+
+    def skip_reasons(self) -> dict[str, int]:
+        return dict(Counter(why for _, why in self.skipped))
+
+
+def alert_or_skip(record: StreamRecord) -> Alert | str:
+    """The record's alert, or why it can never be one."""
+    if record.event_name != INSERT:
+        return SKIP_NOT_INSERT
+    if not record.readable:
+        return SKIP_UNREADABLE
+    if record.image is None:
+        return SKIP_NO_IMAGE
+    try:
+        alert = Alert.from_image(record.key, record.image)
+    except NotAnAlert:
+        return SKIP_NOT_TDR
+    return SKIP_NOT_FAILURE if alert is None else alert
+
+
+def dispatch_records(records: Sequence[StreamRecord], publisher: AlertPublisher) -> Dispatched:
+    """Alert on the failed SMS among stream records, in stream order; skip what cannot be an alert.
+
+    Only a publishing fault is worth a retry. A stream resumes from its first failed
+    record, so every record after it (skipped ones too) is reported failed with it.
     """
     alerts: list[Alert] = []
-    failed: dict[str, str] = {}
-    position = {key: index for index, (key, _) in enumerate(records)}
-    for key, image in records:
-        try:
-            alert = Alert.from_image(key, image or {})
-        except NotAnAlert as error:
-            failed[key] = str(error)
-            break
-        if alert is not None:
-            alerts.append(alert)
-    failed |= publisher.publish(alerts)
-    if not failed:
-        return {}
-    cutoff = min(position[key] for key in failed)
-    return {key: failed.get(key, HELD_BACK) for key, _ in records[cutoff:]}
+    skipped: list[tuple[str, str]] = []
+    for record in records:
+        outcome = alert_or_skip(record)
+        if isinstance(outcome, Alert):
+            alerts.append(outcome)
+        else:
+            skipped.append((record.key, outcome))
+    not_published = publisher.publish(alerts)
+    published = len(alerts) - len(not_published)
+    if not not_published:
+        return Dispatched(failed={}, skipped=skipped, published=published)
+    cutoff = min(index for index, record in enumerate(records) if record.key in not_published)
+    failed = {record.key: not_published.get(record.key, HELD_BACK) for record in records[cutoff:]}
+    return Dispatched(failed=failed, skipped=skipped, published=published)
+
+
+def dispatch(records: Sequence[tuple[str, dict[str, Any] | None]], publisher: AlertPublisher) -> dict[str, str]:
+    """Alert on new items (key, new image), in stream order; {key: why} for the records to retry."""
+    return dispatch_records([StreamRecord(key, INSERT, image) for key, image in records], publisher).failed
 
 
 def _json_default(value: Any) -> Any:

@@ -24,6 +24,7 @@ LANDED = "ParkedTdrLanded"
 # Alerts and the subscription.
 ALERTS_PUBLISHED = "AlertsPublished"
 ALERTS_FAILED = "AlertsNotPublished"
+ALERT_RECORDS_SKIPPED = "AlertRecordsSkipped"  # stream records that can never be alerts: skipped, not retried
 SUBSCRIPTION_CALLS = "SubscriptionCalls"  # dimension Outcome: SUCCESS, FAILED
 
 ALL = {
@@ -35,15 +36,19 @@ ALL = {
     LANDED,
     ALERTS_PUBLISHED,
     ALERTS_FAILED,
+    ALERT_RECORDS_SKIPPED,
     SUBSCRIPTION_CALLS,
 }
 
 
-def count_stored(images: Iterable[dict[str, Any] | None]) -> Counter[Status]:
-    """New items by status, from stream records' NewImage (deserialized)."""
+def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) -> Counter[Status]:
+    """New items by status, from stream records' (eventName, NewImage deserialized).
+
+    INSERTs only: a TDR is written once, so a MODIFY (a hand edit) is no new TDR.
+    """
     counts: Counter[Status] = Counter()
-    for image in images:
+    for event_name, image in records:
         status = (image or {}).get("status")
-        if isinstance(status, str) and status in Status._value2member_map_:
+        if event_name == "INSERT" and isinstance(status, str) and status in Status._value2member_map_:
             counts[Status(status)] += 1
     return counts
