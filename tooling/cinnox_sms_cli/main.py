@@ -3,6 +3,10 @@
 Works against a deployed stack (--stack NAME, which reads the table from the stack's
 outputs) or any table (--table NAME), on AWS or on an emulator (--endpoint-url,
 e.g. the one `make local` prints).
+
+Exit status: 0 done, 1 not found (or left in a queue), 2 bad arguments, 3 AWS or CINNOX
+refused (one line on stderr naming the operation and AWS's error code; no traceback),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
 from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy
@@ -22,11 +25,18 @@ from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.store import TdrStore
+from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
 from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures, redrive_parked
 from cinnox_sms_cli.report import by_country, render, scan_since, since
 
 NOT_FOUND = 1
-FAILED = 3  # the command could not ask AWS
+FAILED = 3  # AWS (or the way to it) or CINNOX refused: one line on stderr, no traceback
+INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+
+
+def _fail(reason: str) -> int:
+    print(f"cinnox-sms: error: {one_line(reason)}", file=sys.stderr)
+    return FAILED
 
 
 def _table_options(command: argparse.ArgumentParser) -> None:
@@ -110,22 +120,28 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
             start = since(args.since)
         except ValueError as error:
             report.error(str(error))
-    session = session or boto3.Session(region_name=args.region)
-    if args.command == "subscription":
-        return run_subscription(session, args)
+    last_call = LastCall()
     try:
-        table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
-        dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
-        if args.command == "redrive":
-            return run_redrive(session, args, table, dynamodb)
-        if args.command == "report":
-            lines = by_country(scan_since(dynamodb, table, start))
-            print(render(lines, args.format) if lines else f"no SMS in {table} since {start.isoformat()}")
-            return 0
-        found = sms_status(dynamodb, table, args.transaction_id)
-    except (ClientError, BotoCoreError, LookupError) as error:
-        print(f"cinnox-sms: {error}", file=sys.stderr)
-        return FAILED
+        session = session or boto3.Session(region_name=args.region)
+        with naming_calls(session) as last_call:
+            if args.command == "subscription":
+                return run_subscription(session, args)
+            table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
+            dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+            if args.command == "redrive":
+                return run_redrive(session, args, table, dynamodb)
+            if args.command == "report":
+                lines = by_country(scan_since(dynamodb, table, start))
+                print(render(lines, args.format) if lines else f"no SMS in {table} since {start.isoformat()}")
+                return 0
+            found = sms_status(dynamodb, table, args.transaction_id)
+    except AWS_ERRORS as error:
+        return _fail(describe(error, last_call.operation))
+    except LookupError as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        print("cinnox-sms: interrupted", file=sys.stderr)
+        return INTERRUPTED
     if found is None:
         print(f"cinnox-sms: no TDR stored for TransactionID {args.transaction_id!r} in {table}", file=sys.stderr)
         return NOT_FOUND
@@ -173,11 +189,7 @@ def run_subscription(session: boto3.Session, args: argparse.Namespace) -> int:
             print(f"subscribed again (updatedAt {state.updated_at or 'not given'})")
         listed = client.event_hooks(settings["app_id"], args.list_path)
     except (CinnoxError, ValueError) as error:
-        print(f"cinnox-sms: CINNOX: {redact(str(error))}", file=sys.stderr)
-        return FAILED
-    except (ClientError, BotoCoreError, LookupError) as error:
-        print(f"cinnox-sms: {error}", file=sys.stderr)
-        return FAILED
+        return _fail(f"CINNOX: {redact(str(error))}")
     print(redact(json.dumps(hide_url_secrets(listed), indent=2)))
     return 0
 

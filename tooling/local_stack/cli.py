@@ -1,4 +1,10 @@
-"""`python -m local_stack demo|local`: the product on this machine (make demo / make local)."""
+"""`python -m local_stack demo|local`: the product on this machine (make demo / make local).
+
+SIGINT (Ctrl-C) and SIGTERM stop the stack the same way however it was started: the custom
+resources are deleted (CINNOX unsubscribed), then every child process is stopped. Exit status:
+`local` 0 once stopped cleanly (1 if the unsubscribe failed); a signal during the start, a demo or
+a load run 128 + the signal's number (130 for SIGINT, 143 for SIGTERM); 2 a port already in use.
+"""
 
 from __future__ import annotations
 
@@ -58,52 +64,87 @@ def main(argv: list[str] | None = None) -> int:
         concurrency={"WebhookFunction": 2},
     )
     stack = LocalStack(Template.load(), options, status=lambda line: print(f"  {line}", flush=True))
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stopping.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    run = Shutdown(stack)
+    run.install()
     print("Starting the local stack (template.yaml, moto, CINNOX simulator)", flush=True)
     started = time.monotonic()
     try:
-        stack.start()
-    except PortInUse as error:
-        print(f"error: {error}", file=sys.stderr)
-        stack.stop()
-        return 2
-    except (StackError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        print(f"logs: {options.log_dir}", file=sys.stderr)
-        stack.stop()
-        return 1
-    except KeyboardInterrupt:
-        stack.stop()
-        return 130
-    print(f"  ready in {time.monotonic() - started:.1f} s", flush=True)
-    if args.command == "demo":
-        return _demo(stack, args)
-    if args.command == "load":
-        return _load(stack, args)
-    return _local(stack, stopping)
+        try:
+            stack.start()
+        except PortInUse as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except (StackError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            print(f"logs: {options.log_dir}", file=sys.stderr)
+            return 1
+        print(f"  ready in {time.monotonic() - started:.1f} s", flush=True)
+        if args.command == "demo":
+            return _demo(run, args)
+        if args.command == "load":
+            return _load(run, args)
+        return _local(run)
+    except KeyboardInterrupt:  # only ever raised by Shutdown, once, on SIGINT or SIGTERM
+        run.stop()
+        return run.exit_status
+    finally:
+        run.stop()  # whatever happened above: no child outlives this process
 
 
-def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
-    try:
-        account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders)
-        assert stack.aws is not None
-        # The operators' report, read from the table before the emulator goes away.
-        dynamodb = stack.aws.client("dynamodb")
-        lines = by_country(scan_since(dynamodb, stack.output("TdrTableName"), since("24h")))
-        report = render(lines, "table")
-    except KeyboardInterrupt:
-        stack.stop()
-        return 130
-    except BaseException:
-        stack.stop()
-        raise
-    answers = stack.stop()
+class Shutdown:
+    """SIGINT and SIGTERM handled explicitly, so the stack stops in order however it was started.
+
+    A background job of a non-interactive shell (`make local &` in a script) starts with SIGINT
+    ignored, and Python then never raises KeyboardInterrupt: Ctrl-C did nothing and a kill left
+    moto's server running. The first signal interrupts whatever runs (a start, a demo, the wait);
+    later ones, and any that arrive once stop() has begun, cannot cut the stop short.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.received: int | None = None
+        self.requested = threading.Event()
+        self._stopping = False
+        self._answers: list[dict[str, Any]] | None = None
+
+    def install(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        self.requested.set()
+        if first and not self._stopping:
+            raise KeyboardInterrupt
+        # os.write, not print: the main thread may be inside a print to the same stream
+        os.write(sys.stderr.fileno(), b"  already stopping: unsubscribing, then stopping every process\n")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Delete the custom resources, then stop every child; once, however often it is called."""
+        if self._answers is None:
+            self._stopping = True
+            self._answers = []  # a second call while the first runs finds it under way
+            self._answers = self.stack.stop()
+        return self._answers
+
+
+def _demo(run: Shutdown, args: argparse.Namespace) -> int:
+    stack = run.stack
+    account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders)
+    assert stack.aws is not None
+    # The operators' report, read from the table before the emulator goes away.
+    dynamodb = stack.aws.client("dynamodb")
+    lines = by_country(scan_since(dynamodb, stack.output("TdrTableName"), since("24h")))
+    report = render(lines, "table")
+    answers = run.stop()
     unsubscribed = (
         bool(answers)
         and all(a.get("Status") == "SUCCESS" for a in answers)
@@ -133,24 +174,20 @@ def report_check(account: Account, lines: list[CountryLine]) -> Check:
     return Check(reported == truth, f"cinnox-sms report agrees with what was sent, country by country ({len(truth)})")
 
 
-def _load(stack: LocalStack, args: argparse.Namespace) -> int:
+def _load(run: Shutdown, args: argparse.Namespace) -> int:
     """5,000 TDRs by default: 1 in 10 repeated, 1 in 20 terminal-before-Submitted, 32 senders at once."""
     repeat_rate = 0.10
     sms = round(args.tdrs / 2 / (1 + repeat_rate))
-    try:
-        account = run_demo(
-            stack,
-            sms_count=sms,
-            seed=args.seed,
-            senders=args.senders,
-            repeat_rate=repeat_rate,
-            out_of_order_rate=0.05,
-            malformed=0,
-        )
-    except BaseException:
-        stack.stop()
-        raise
-    answers = stack.stop()
+    account = run_demo(
+        run.stack,
+        sms_count=sms,
+        seed=args.seed,
+        senders=args.senders,
+        repeat_rate=repeat_rate,
+        out_of_order_rate=0.05,
+        malformed=0,
+    )
+    answers = run.stop()
     unsubscribed = bool(answers) and all(a.get("Status") == "SUCCESS" for a in answers)
     check(account, unsubscribed)
     print(summary(account), flush=True)
@@ -176,7 +213,8 @@ def _load(stack: LocalStack, args: argparse.Namespace) -> int:
     return 0 if account.ok else 1
 
 
-def _local(stack: LocalStack, stopping: threading.Event) -> int:
+def _local(run: Shutdown) -> int:
+    stack = run.stack
     assert stack.aws is not None
     url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
     sample = {
@@ -209,7 +247,7 @@ Alerts, as they are published:""",
         flush=True,
     )
     try:
-        while not stopping.is_set():
+        while not run.requested.is_set():
             for alert in inbox.receive(wait_seconds=1):
                 recipient = alert.get("recipientNumber")
                 print(
@@ -218,10 +256,10 @@ Alerts, as they are published:""",
                     f"  {alert.get('exception', '')}",
                     flush=True,
                 )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the signal that stops `local`: its normal end
         pass
     print("\nstopping: unsubscribing from CINNOX, then stopping every process", flush=True)
-    answers = stack.stop()
+    answers = run.stop()
     for answer in answers:
-        print(f"  {answer.get('LogicalResourceId')}: {answer.get('Status')} ({answer.get('Reason')})")
-    return 0
+        print(f"  {answer.get('LogicalResourceId')}: {answer.get('Status')} ({answer.get('Reason')})", flush=True)
+    return 0 if all(answer.get("Status") == "SUCCESS" for answer in answers) else 1
