@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 Event = Callable[..., dict[str, Any]]
 
 
+@pytest.fixture(autouse=True)
+def quick_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A responder worst case of about 1.7 s (so about 2 s kept back), a short verification retry pause."""
+    monkeypatch.setenv("CFN_RESPONSE_TIMEOUT", "0.5")
+    monkeypatch.setenv("CFN_RESPONSE_BACKOFF", "0.05")
+    monkeypatch.setenv("CFN_RESPONSE_SLACK", "0.25")
+    monkeypatch.setenv("CINNOX_VERIFY_RETRY_PAUSE", "0.05")
+
+
 def invoke(subscription: ModuleType, event: dict[str, Any], remaining_ms: int = 30_000) -> None:
     subscription.lambda_handler(event, LambdaContext(remaining_ms=remaining_ms))
 
@@ -114,7 +123,7 @@ def test_delete_unsubscribes(
     assert (response["Status"], response["PhysicalResourceId"]) == ("SUCCESS", event["PhysicalResourceId"])
 
 
-def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
+def test_cinnox_400_fails_after_one_more_try_quoting_its_code_and_message(
     subscription: ModuleType,
     custom_resource_event: Event,
     cinnox: CinnoxSimulator,
@@ -127,8 +136,9 @@ def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
         SecretId=stack.refs["CinnoxAppTokenSecret"], SecretString="not-the-token"
     )
     invoke(subscription, custom_resource_event("Create"))
-    # Then there is no retry, and the Reason quotes CINNOX
-    assert len(cinnox.calls) == 1
+    # Then it is tried once more only (CINNOX answers a bad token as it answers a failed
+    # verification, 400 code 6451000, which is worth one retry), and the Reason quotes CINNOX
+    assert len(cinnox.calls) == 2
     [response] = cloudformation.responses
     assert response["Status"] == "FAILED"
     assert "HTTP 400" in response["Reason"]
@@ -137,14 +147,38 @@ def test_cinnox_400_fails_at_once_quoting_its_code_and_message(
     assert "not-the-token" not in response["Reason"] + logs.getvalue()
 
 
-def test_failed_url_verification_fails_the_create(
+def test_a_webhook_that_never_answers_fails_the_create_before_cinnox_is_asked(
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
+    stack: Stack,
+    logs: LogLines,
+) -> None:
+    # Given a webhook URL that does not answer the challenge, and 4 s left of the Lambda's time
+    event = custom_resource_event("Create", properties={"WebhookUrl": "http://127.0.0.1:9/tdr"})
+    invoke(subscription, event, remaining_ms=4000)
+    # Then the function's own probe gave up, CINNOX was never asked, and the Reason names the problem
+    assert cinnox.calls == []
+    [response] = cloudformation.responses
+    assert response["Status"] == "FAILED"
+    assert "did not answer its own challenge" in response["Reason"]
+    assert "could not connect" in response["Reason"]
+    assert_no_secret(stack, json.dumps(response), logs.getvalue())
+
+
+def test_failed_url_verification_fails_the_create_after_one_more_try(
     subscription: ModuleType,
     custom_resource_event: Event,
     cinnox: CinnoxSimulator,
     cloudformation: ResponseEndpoint,
 ) -> None:
-    # Given a webhook URL that does not answer the challenge
-    invoke(subscription, custom_resource_event("Create", properties={"WebhookUrl": "http://127.0.0.1:9/tdr"}))
+    # Given CINNOX refusing the URL's verification twice (the webhook answers our own probe)
+    refusal = (400, {"code": 6451000, "message": "wrong request parameter: the webhook URL failed verification"})
+    cinnox.script.extend([refusal, refusal])
+    invoke(subscription, custom_resource_event("Create"))
+    # Then the PATCH was tried twice, and the Create failed quoting CINNOX
+    assert len(cinnox.calls) == 2
     [response] = cloudformation.responses
     assert response["Status"] == "FAILED"
     assert "failed verification" in response["Reason"]
@@ -280,14 +314,14 @@ def test_answer_is_sent_before_the_lambda_times_out(
     request_type: str,
     status: str,
 ) -> None:
-    # Given CINNOX that never answers in time, and 2.5 s left of the Lambda's time (1 s margin)
+    # Given CINNOX that never answers in time, and 3 s left of the Lambda's time (about 2 s kept back)
     monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "10")
     cinnox.hang_seconds = 4
     cinnox.script.extend(["hang"] * 3)
     started = time.monotonic()
-    invoke(subscription, custom_resource_event(request_type), remaining_ms=2500)
+    invoke(subscription, custom_resource_event(request_type), remaining_ms=3000)
     # Then CloudFormation got its one answer before the time ran out
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 3.0
     [response] = cloudformation.responses
     assert response["Status"] == status
     assert "timed out" in response["Reason"] or "no answer" in response["Reason"]
@@ -304,7 +338,8 @@ def test_cinnox_echoing_the_url_or_token_is_redacted(
 ) -> None:
     # Given CINNOX quoting our URL and token back in its error message
     url = f"{webhook_server}/tdr/{stack.webhook_secret}"
-    cinnox.script.append((400, {"code": 6451000, "message": f"bad url {url} for token {stack.app_token}"}))
+    # (twice: a 400 with code 6451000 may be a verification refusal, tried once more)
+    cinnox.script.extend([(400, {"code": 6451000, "message": f"bad url {url} for token {stack.app_token}"})] * 2)
     invoke(subscription, custom_resource_event("Create"))
     [response] = cloudformation.responses
     assert response["Status"] == "FAILED"

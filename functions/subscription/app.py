@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 logger = Logger()
 metrics = Metrics()
 _AWS_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+# The stack status only tells a rollback Update from an ordinary one: ask briefly.
+_STATUS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
 
 
 def _read_secret(secret_id: str) -> str:
@@ -28,12 +30,19 @@ def _read_secret(secret_id: str) -> str:
     return str(provider.get(secret_id, force_fetch=True))
 
 
+def _stack_status(stack_id: str) -> str | None:
+    stacks = boto3.client("cloudformation", config=_STATUS_CONFIG).describe_stacks(StackName=stack_id)["Stacks"]
+    return str(stacks[0]["StackStatus"]) if stacks else None
+
+
 # The event carries no secret, but its ResponseURL is a credential of its own: log only ids.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     logger.append_keys(request_type=event.get("RequestType"), logical_resource_id=event.get("LogicalResourceId"))
-    resource = SubscriptionResource(SubscriptionSettings.from_env(), _read_secret, logger.warning, logger.info)
-    outcome = resource.handle(event, context.get_remaining_time_in_millis(), CloudFormationResponder(event))
+    settings = SubscriptionSettings.from_env()
+    resource = SubscriptionResource(settings, _read_secret, logger.warning, logger.info, stack_status=_stack_status)
+    responder = CloudFormationResponder.from_settings(event, settings)
+    outcome = resource.handle(event, context.get_remaining_time_in_millis(), responder)
     logger.info("answered CloudFormation", status=outcome.status, reason=outcome.reason)
     metrics.add_dimension(name="Outcome", value=outcome.status)
     metrics.add_metric(name=SUBSCRIPTION_CALLS, unit=MetricUnit.Count, value=1)

@@ -61,12 +61,16 @@ class HttpApi:
         api_id: str,
         port: int = 0,
         domain: str = "localhost",
+        deploy_delay: float = 0.0,
     ) -> None:
+        """``deploy_delay``: seconds during which every request gets 404, as API Gateway answers
+        before the $default stage's auto-deployment (asynchronous) has landed."""
         self.routes = sorted(routes, key=lambda r: r.specificity)
         self._invoke = invoke
         self.api_id = api_id
         self._domain = domain
         self.requests = 0
+        self._deployed_at = time.monotonic() + max(0.0, deploy_delay)
         self._server = Server(self._handler_class(), port, what="HTTP API")
 
     @property
@@ -75,6 +79,10 @@ class HttpApi:
 
     def close(self) -> None:
         self._server.close()
+
+    @property
+    def deployed(self) -> bool:
+        return time.monotonic() >= self._deployed_at
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -156,7 +164,7 @@ class HttpApi:
                     return self.reply(413, b'{"message":"Request Entity Too Large"}')
                 body = self.rfile.read(length)
                 path = urlsplit(self.path).path
-                found = api.route(self.command, path)
+                found = api.route(self.command, path) if api.deployed else None
                 if found is None:
                     return self.reply(404, b'{"message":"Not Found"}')
                 route, parameters = found

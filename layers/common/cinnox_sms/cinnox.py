@@ -16,6 +16,8 @@ from typing import Any
 from cinnox_sms.errors import CinnoxError
 
 RATE_LIMITED = 6451010  # CINNOX's "too many requests"
+WRONG_PARAMETER = 6451000  # CINNOX's "wrong request parameter", also its answer to a failed URL verification
+OUTBOUND_SMS_EVENT = "outbound-sms"
 # CINNOX's public pages name a "Get Event Hook list" endpoint but not its path: this is
 # the family's pattern, and `cinnox-sms subscription --list-path` can change it.
 EVENT_HOOKS_PATH = "/v1/api/apps/{app_id}/event-hooks"
@@ -72,21 +74,45 @@ class CinnoxClient:
         body = json.dumps({"enabled": enabled, "url": url}).encode()
         return _subscription_state(self._call("PATCH", path, body, deadline), enabled)
 
-    def event_hooks(self, app_id: str, path: str = EVENT_HOOKS_PATH) -> Any:
+    def event_hooks(
+        self,
+        app_id: str,
+        path: str = EVENT_HOOKS_PATH,
+        *,
+        attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        deadline: float | None = None,
+    ) -> Any:
         """What CINNOX lists as subscribed for the app (its "Get Event Hook list"); the shape is CINNOX's."""
-        answer = self._call("GET", path.format(app_id=urllib.parse.quote(app_id, safe="")), None, None)
+        answer = self._call(
+            "GET",
+            path.format(app_id=urllib.parse.quote(app_id, safe="")),
+            None,
+            deadline,
+            attempts=attempts,
+            timeout_seconds=timeout_seconds,
+        )
         return answer.get("result", answer)
 
-    def _call(self, method: str, path: str, body: bytes | None, deadline: float | None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        deadline: float | None,
+        *,
+        attempts: int | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Any:
         last: CinnoxError | None = None
         made = 0
-        for attempt in range(self._retry.max_attempts):
+        for attempt in range(attempts or self._retry.max_attempts):
             if attempt:
                 pause = self._retry.delay(attempt - 1)
                 if deadline is not None and self._clock() + pause >= deadline:
                     break
                 self._sleep(pause)
-            timeout = self._timeout
+            timeout = timeout_seconds or self._timeout
             if deadline is not None:
                 timeout = min(timeout, deadline - self._clock())
                 if timeout <= 0:
@@ -140,6 +166,39 @@ class CinnoxClient:
         if code not in (None, 0) and not isinstance(answer.get("result"), dict):
             raise CinnoxError(str(message or "no result"), code=code, http_status=status)
         return answer
+
+
+@dataclass(frozen=True)
+class EventHook:
+    """One entry of CINNOX's event hook list, as far as it can be read."""
+
+    enabled: bool | None
+    url: str | None
+
+
+def outbound_sms_hook(listed: Any) -> EventHook | None:
+    """The outbound-SMS entry of an event hook list, or None when the list does not clearly show one.
+
+    CINNOX does not publish the list's shape: entries are matched on an ``event`` (or
+    ``eventType``/``type``) field naming outbound SMS, and only typed values are believed.
+    """
+    entries = listed if isinstance(listed, list) else []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        name = next((entry[k] for k in ("event", "eventType", "type") if isinstance(entry.get(k), str)), "")
+        if name.strip().lower().replace("_", "-") in (OUTBOUND_SMS_EVENT, f"{OUTBOUND_SMS_EVENT}-event"):
+            enabled, url = entry.get("enabled"), entry.get("url")
+            return EventHook(
+                enabled=enabled if isinstance(enabled, bool) else None,
+                url=url if isinstance(url, str) and url else None,
+            )
+    return None
+
+
+def is_verification_refusal(error: CinnoxError) -> bool:
+    """CINNOX's answer when its challenge to the URL failed: 400, wrong request parameter."""
+    return error.http_status == 400 and error.code == WRONG_PARAMETER
 
 
 def _subscription_state(answer: dict[str, Any], requested: bool) -> SubscriptionState:

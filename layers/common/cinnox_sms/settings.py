@@ -40,6 +40,11 @@ class SubscriptionSettings(_FromEnvironment):
     max_attempts: int = Field(alias="CINNOX_MAX_ATTEMPTS", default=5, ge=1)
     backoff_base_seconds: float = Field(alias="CINNOX_BACKOFF_BASE", default=0.5, ge=0)
     backoff_cap_seconds: float = Field(alias="CINNOX_BACKOFF_CAP", default=8.0, ge=0)
-    # Time kept back from the Lambda timeout to answer CloudFormation, so a slow
-    # CINNOX never leaves the stack waiting an hour for a response.
-    response_margin_seconds: float = Field(alias="CFN_RESPONSE_MARGIN", default=5.0, ge=0)
+    # A verification refusal right after a deploy is tried once more after this pause.
+    verification_retry_pause_seconds: float = Field(alias="CINNOX_VERIFY_RETRY_PAUSE", default=3.0, ge=0)
+    # The answer to CloudFormation: a PUT to a pre-signed S3 URL, retried with back-off.
+    response_attempts: int = Field(alias="CFN_RESPONSE_ATTEMPTS", default=3, ge=1, le=10)
+    response_timeout_seconds: float = Field(alias="CFN_RESPONSE_TIMEOUT", default=5.0, gt=0, le=60)
+    response_backoff_seconds: float = Field(alias="CFN_RESPONSE_BACKOFF", default=0.5, ge=0, le=10)
+    # Kept back on top of the responder's worst case (a log line, the metric flush).
+    response_slack_seconds: float = Field(alias="CFN_RESPONSE_SLACK", default=2.0, ge=0)
