@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import string
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,14 @@ from typing import Any
 import boto3
 
 from local_stack.cinnox import CinnoxSimulator
-from local_stack.cloudformation import ResponseEndpoint, custom_resource_event, run_custom_resource
+from local_stack.cloudformation import (
+    ResponseEndpoint,
+    StackRecord,
+    custom_resource_event,
+    run_custom_resource,
+    service_timeout,
+    stack_id,
+)
 from local_stack.emulator import CREDENTIALS, MotoServer, Provisioned, provision
 from local_stack.gateway import HttpApi, Route
 from local_stack.httpserver import check_port
@@ -40,6 +49,35 @@ class StackOptions:
     concurrency: dict[str, int] = field(default_factory=dict)  # environments per function (default 1)
     log_dir: Path = ROOT / ".local-stack" / "logs"
     parameters: dict[str, str] = field(default_factory=dict)
+    # Seconds the HTTP API answers 404 after it starts, as API Gateway does until the $default
+    # stage's asynchronous auto-deployment lands: the product must not race it.
+    api_deploy_delay: float = 1.0
+    # Another stack's CINNOX simulator, to deploy a second stack against the same CINNOX account.
+    cinnox: CinnoxSimulator | None = None
+
+
+@dataclass
+class CustomResource:
+    """A custom resource as CloudFormation holds it: the properties last accepted and its physical id."""
+
+    logical_id: str
+    resource_type: str
+    properties: dict[str, Any]
+    physical_id: str
+
+
+@dataclass(frozen=True)
+class ResourceEvent:
+    """One custom resource event of the stack's life, and what CloudFormation made of its answer."""
+
+    stack_status: str  # while the event ran (what DescribeStacks told the function)
+    request_type: str
+    logical_id: str
+    physical_id: str | None  # the PhysicalResourceId sent
+    status: str  # the answer, as CloudFormation judged it
+    answered_physical_id: str | None
+    reason: str
+    event: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as sent
 
 
 class LocalStack:
@@ -59,7 +97,9 @@ class LocalStack:
         self.apis: dict[str, HttpApi] = {}
         self.mappings: list[StreamMapping] = []
         self.queue_mappings: list[QueueMapping] = []
-        self._custom_resources: list[tuple[str, dict[str, Any], str]] = []
+        self.resources: dict[str, CustomResource] = {}  # the custom resources that exist
+        self.events: list[ResourceEvent] = []
+        self.record = StackRecord(options.stack_name, stack_id(options.stack_name), "CREATE_IN_PROGRESS")
         self._log_files: dict[str, Any] = {}
         self._log_lock = threading.Lock()
 
@@ -73,14 +113,19 @@ class LocalStack:
                 check_port(port, what)
         self._start_emulator()
         token = "local-" + secrets.token_urlsafe(24)
-        self.cinnox = CinnoxSimulator(options.app_id, token, port=options.cinnox_port)
+        if options.cinnox is not None:
+            options.cinnox.add_app(options.app_id, token)
+            token = options.cinnox.tokens[options.app_id]
+        self.cinnox = options.cinnox or CinnoxSimulator(options.app_id, token, port=options.cinnox_port)
         self.cloudformation = ResponseEndpoint()
+        self.record.outputs = self._outputs
+        self.cloudformation.register(self.record)
         assert self.aws is not None
         self._put_app_token(token)
         parameters = {
             "CinnoxBaseUrl": self.cinnox.base_url,
             "CinnoxAppId": options.app_id,
-            "CinnoxAppTokenSecret": APP_TOKEN_SECRET,
+            "CinnoxAppTokenSecret": self.app_token_secret,
             **options.parameters,
         }
         self._status("creating the template's resources in the emulator")
@@ -90,14 +135,21 @@ class LocalStack:
         self._start_mappings()
         self._create_custom_resources()
 
+    @property
+    def app_token_secret(self) -> str:
+        """The AppToken secret's name: one per stack, so stacks sharing an emulator keep their own."""
+        if self.options.stack_name == StackOptions.stack_name:
+            return APP_TOKEN_SECRET
+        return f"cinnox/app-token-{self.options.stack_name}"
+
     def _put_app_token(self, token: str) -> None:
         """The AppToken secret the template expects to exist (another emulator may have it already)."""
         assert self.aws is not None
         secretsmanager = self.aws.client("secretsmanager")
         try:
-            secretsmanager.create_secret(Name=APP_TOKEN_SECRET, SecretString=token)
+            secretsmanager.create_secret(Name=self.app_token_secret, SecretString=token)
         except secretsmanager.exceptions.ResourceExistsException:
-            secretsmanager.put_secret_value(SecretId=APP_TOKEN_SECRET, SecretString=token)
+            secretsmanager.put_secret_value(SecretId=self.app_token_secret, SecretString=token)
 
     def _start_emulator(self) -> None:
         options = self.options
@@ -119,7 +171,13 @@ class LocalStack:
             routes.setdefault(api, []).append(Route(method, path, function))
         for index, (api, api_routes) in enumerate(routes.items()):
             port = self.options.api_port if index == 0 else 0
-            self.apis[api] = HttpApi(api_routes, self.invoke, api_id=self.provisioned.refs[api], port=port)
+            self.apis[api] = HttpApi(
+                api_routes,
+                self.invoke,
+                api_id=self.provisioned.refs[api],
+                port=port,
+                deploy_delay=self.options.api_deploy_delay,
+            )
 
     def localize(self, value: Any) -> Any:
         """Point URLs of the template's APIs at the local gateways."""
@@ -147,6 +205,9 @@ class LocalStack:
             )
             environment = {k: str(v) for k, v in self.resolve(properties["Environment"]["Variables"]).items()}
             environment.update({"AWS_ENDPOINT_URL": self.endpoint, **CREDENTIALS})
+            assert self.cloudformation is not None
+            # DescribeStacks (the stack's status during rollbacks) comes from the local stand-in.
+            environment["AWS_ENDPOINT_URL_CLOUDFORMATION"] = self.cloudformation.base_url
             spec = FunctionSpec(
                 name=self.provisioned.refs[name],
                 code_dir=ROOT / properties["CodeUri"],
@@ -206,7 +267,9 @@ class LocalStack:
                 try:
                     self.hosts[function].invoke(event)
                 except FunctionError as error:
+                    # CloudFormation hears nothing of it: it waits for the resource's ServiceTimeout.
                     self._function_log(function, f"[local stack] custom resource invocation failed: {error}")
+                    self._status(f"{function} failed ({error}); CloudFormation waits until the ServiceTimeout")
 
             threading.Thread(target=run, daemon=True).start()
 
@@ -218,37 +281,186 @@ class LocalStack:
                 return key.split(".")[0]
         raise StackError(f"no function of the template has the ServiceToken {service_token}")
 
-    def _create_custom_resources(self) -> None:
-        assert self.cloudformation is not None
-        for name, resource in self.template.body["Resources"].items():
-            if not (
-                resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource"
-            ):
-                continue
-            properties = self.resolve(resource["Properties"])
-            function = self._function_for(properties["ServiceToken"])
-            timeout = self.hosts[function].spec.timeout_seconds + 10
-            self._status(f"creating {name} ({resource['Type']})")
-            event = custom_resource_event("Create", name, resource["Type"], properties, self.cloudformation.url)
-            response = run_custom_resource(self._invoke_async(function), self.cloudformation, event, timeout)
-            if response["Status"] != "SUCCESS":
-                raise StackError(f"{name} failed: {response.get('Reason')}")
-            self._custom_resources.append((name, properties, response["PhysicalResourceId"]))
+    @property
+    def stack_status(self) -> str:
+        return self.record.status
 
-    def _delete_custom_resources(self) -> list[dict[str, Any]]:
-        answers = []
+    def _custom_resource_ids(self) -> list[str]:
+        return [
+            name
+            for name, resource in self.template.body["Resources"].items()
+            if resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource"
+        ]
+
+    def _send(
+        self,
+        request_type: str,
+        name: str,
+        properties: dict[str, Any],
+        physical_id: str | None = None,
+        old_properties: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One event, as CloudFormation sends it; the answer as CloudFormation judges it."""
         assert self.cloudformation is not None
-        for name, properties, physical_id in reversed(self._custom_resources):
-            function = self._function_for(properties["ServiceToken"])
-            self._status(f"deleting {name}")
-            resource_type = self.template.resource(name)["Type"]
-            event = custom_resource_event(
-                "Delete", name, resource_type, properties, self.cloudformation.url, physical_id=physical_id
+        function = self._function_for(properties["ServiceToken"])
+        request_id = str(uuid.uuid4())
+        event = custom_resource_event(
+            request_type,
+            name,
+            self.template.resource(name)["Type"],
+            properties,
+            self.cloudformation.response_url(request_id),
+            physical_id,
+            old_properties,
+            stack=self.record.stack_id,
+            request_id=request_id,
+        )
+        try:
+            timeout = service_timeout(properties)
+        except ValueError as error:  # CloudFormation refuses such a template before any event
+            raise StackError(f"{name}: {error}") from None
+        self._status(f"{self.record.status}: {request_type} {name}")
+        answer = run_custom_resource(self._invoke_async(function), self.cloudformation, event, timeout)
+        self.events.append(
+            ResourceEvent(
+                self.record.status,
+                request_type,
+                name,
+                physical_id,
+                str(answer["Status"]),
+                answer.get("PhysicalResourceId"),
+                str(answer.get("Reason", "")),
+                event,
             )
-            timeout = self.hosts[function].spec.timeout_seconds + 10
-            answers.append(run_custom_resource(self._invoke_async(function), self.cloudformation, event, timeout))
-        self._custom_resources.clear()
+        )
+        self._status(f"{name}: {answer['Status']}")
+        return answer
+
+    def _placeholder_id(self, name: str) -> str:
+        # A Create that gave no usable id still gets a Delete on rollback, for an id CloudFormation makes.
+        suffix = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+        return f"{self.record.name}-{name}-{suffix}"
+
+    def _create_custom_resources(self) -> None:
+        self.record.status = "CREATE_IN_PROGRESS"
+        for name in self._custom_resource_ids():
+            properties = self.resolve(self.template.resource(name)["Properties"])
+            answer = self._send("Create", name, properties)
+            if answer["Status"] == "SUCCESS":
+                self.resources[name] = CustomResource(
+                    name, self.template.resource(name)["Type"], properties, answer["PhysicalResourceId"]
+                )
+                continue
+            # "Custom resources": the rollback deletes the failed resource, for the id its Create returned.
+            self.record.status = "ROLLBACK_IN_PROGRESS"
+            failed = CustomResource(
+                name,
+                self.template.resource(name)["Type"],
+                properties,
+                answer.get("PhysicalResourceId") or self._placeholder_id(name),
+            )
+            ok = self._delete_all([failed, *reversed(self.resources.values())])
+            self.resources.clear()
+            self.record.status = "ROLLBACK_COMPLETE" if ok else "ROLLBACK_FAILED"
+            raise StackError(f"{name} failed: {answer.get('Reason')} (stack {self.record.status})")
+        self.record.status = "CREATE_COMPLETE"
+
+    def _delete_all(self, resources: list[CustomResource]) -> bool:
+        ok = True
+        for resource in resources:
+            answer = self._send("Delete", resource.logical_id, resource.properties, resource.physical_id)
+            if answer["Status"] == "SUCCESS":
+                self.resources.pop(resource.logical_id, None)
+            else:
+                ok = False
+        return ok
+
+    def update(self, parameters: dict[str, str]) -> str:
+        """A stack update with new parameter values, as CloudFormation runs it for the custom
+        resources: Update events, then a cleanup Delete of replaced ids, or, when an Update
+        fails, rollback Updates back to the old properties. Returns the final stack status.
+
+        Only the custom resources see the new values: the rest keeps what start() made.
+        """
+        if self.record.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
+            raise StackError(f"the stack cannot be updated in {self.record.status}")
+        unknown = set(parameters) - set(self.template.body["Parameters"])
+        if unknown:
+            raise StackError(f"the template has no parameter {', '.join(sorted(unknown))}")
+        previous = {name: self.provisioned.refs[name] for name in parameters}
+        self.provisioned.refs.update(parameters)
+        self.record.status = "UPDATE_IN_PROGRESS"
+        done: list[tuple[CustomResource, CustomResource]] = []  # (before, after), in order
+        for name, before in list(self.resources.items()):
+            properties = self.resolve(self.template.resource(name)["Properties"])
+            if properties == before.properties:
+                continue
+            answer = self._send("Update", name, properties, before.physical_id, before.properties)
+            if answer["Status"] != "SUCCESS":
+                self.provisioned.refs.update(previous)
+                attempted = CustomResource(name, before.resource_type, properties, before.physical_id)
+                return self._roll_back_update([*done, (before, attempted)])
+            after = CustomResource(name, before.resource_type, properties, answer["PhysicalResourceId"])
+            self.resources[name] = after
+            done.append((before, after))
+        self.options.parameters.update(parameters)
+        replaced = [before for before, after in done if before.physical_id != after.physical_id]
+        if replaced:
+            # A new physical id is a replacement: the old one is deleted, with its old properties.
+            self.record.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+            for before in replaced:
+                self._send("Delete", before.logical_id, before.properties, before.physical_id)
+        self.record.status = "UPDATE_COMPLETE"
+        return self.record.status
+
+    def _roll_back_update(self, done: list[tuple[CustomResource, CustomResource]]) -> str:
+        self.record.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+        ok = True
+        replacements = []
+        for before, after in reversed(done):
+            if before.physical_id != after.physical_id:
+                replacements.append(after)  # the old resource still exists: the new one goes
+                self.resources[before.logical_id] = before
+                continue
+            # Back to the old properties: ResourceProperties old, OldResourceProperties the new ones.
+            answer = self._send("Update", before.logical_id, before.properties, before.physical_id, after.properties)
+            if answer["Status"] == "SUCCESS":
+                self.resources[before.logical_id] = before
+            else:
+                ok = False
+        if not ok:
+            self.record.status = "UPDATE_ROLLBACK_FAILED"
+            return self.record.status
+        if replacements:
+            self.record.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
+            for after in replacements:
+                self._send("Delete", after.logical_id, after.properties, after.physical_id)
+        self.record.status = "UPDATE_ROLLBACK_COMPLETE"
+        return self.record.status
+
+    def delete(self) -> list[dict[str, Any]]:
+        """A stack deletion: a Delete for each custom resource that exists, newest first."""
+        answers: list[dict[str, Any]] = []
+        if self.record.status in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE"):
+            self.record.status = "DELETE_COMPLETE"  # nothing left to delete
+            return answers
+        self.record.status = "DELETE_IN_PROGRESS"
+        for resource in reversed(list(self.resources.values())):
+            answer = self._send("Delete", resource.logical_id, resource.properties, resource.physical_id)
+            if answer["Status"] == "SUCCESS":
+                del self.resources[resource.logical_id]
+            answers.append(answer)
+        self.record.status = "DELETE_FAILED" if self.resources else "DELETE_COMPLETE"
         return answers
+
+    def _outputs(self) -> list[tuple[str, str, str]]:
+        found = []
+        for name, output in self.template.body.get("Outputs", {}).items():
+            try:
+                found.append((name, self.output(name), str(output.get("Description", ""))))
+            except KeyError:
+                continue  # a resource the local stack does not make
+        return found
 
     # --- using it ----------------------------------------------------------------
 
@@ -267,8 +479,8 @@ class LocalStack:
         """Delete the custom resources (as a stack deletion would), then stop everything started."""
         answers: list[dict[str, Any]] = []
         try:
-            if self.cloudformation is not None and self.hosts:
-                answers = self._delete_custom_resources()
+            if self.cloudformation is not None and self.hosts and self.resources:
+                answers = self.delete()
         finally:
             for mapping in self.mappings:
                 mapping.close()
@@ -278,8 +490,9 @@ class LocalStack:
                 api.close()
             for host in self.hosts.values():
                 host.close()
+            shared = self.options.cinnox
             for closeable in (self.cinnox, self.cloudformation, self.moto):
-                if closeable is not None:
+                if closeable is not None and closeable is not shared:
                     closeable.close()
             for handle in self._log_files.values():
                 handle.close()

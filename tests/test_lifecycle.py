@@ -1,0 +1,422 @@
+"""The CloudFormation lifecycle, rehearsed through the real local stack.
+
+Each step sends the events CloudFormation really sends ("Custom resource request objects",
+"Custom resources" overview: PhysicalResourceId from the previous answer, OldResourceProperties,
+rollback Updates and Deletes) to the real subscription function, and CINNOX's state (one
+subscription per AppID, as CINNOX keeps them) is checked after every step. The emulator's own
+rules (CloudFormation's, which moto does not enforce) are checked on their own at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from local_stack.cinnox import CinnoxSimulator
+from local_stack.cloudformation import (
+    MAX_RESPONSE_BYTES,
+    TOO_LONG,
+    ResponseEndpoint,
+    StackRecord,
+    as_sent,
+    custom_resource_event,
+    run_custom_resource,
+    service_timeout,
+    stack_id,
+)
+from local_stack.emulator import MotoServer
+from local_stack.stack import LocalStack, ResourceEvent, StackError, StackOptions
+from local_stack.template import REGION, Template
+
+APP = "lifecycle-app-0001"
+PHYSICAL_ID = f"cinnox-outbound-sms-sub-{APP}"
+OTHER_APP = "lifecycle-app-0002"
+NOT_CREATED = "cinnox-outbound-sms-sub-not-created-"
+PRODUCTION = "https://production.example.com/tdr/the-production-secret"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One moto server for the module's stacks; the process environment is restored after."""
+    saved = dict(os.environ)
+    moto = MotoServer(log_file=tmp_path_factory.mktemp("moto") / "moto.log")
+    moto.start()
+    yield moto.endpoint
+    moto.close()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _stack(emulator: str, name: str, tmp_path: Path, cinnox: CinnoxSimulator | None = None) -> LocalStack:
+    options = StackOptions(endpoint_url=emulator, app_id=APP, stack_name=name, log_dir=tmp_path / name, cinnox=cinnox)
+    return LocalStack(Template.load(), options)
+
+
+def _state(cinnox: CinnoxSimulator) -> dict[str, tuple[bool, str]]:
+    return {app: (s["enabled"], s["url"]) for app, s in cinnox.subscriptions.items()}
+
+
+def _rotate(stack: LocalStack) -> str:
+    """An operator's rotation: a new value in the WebhookSecret secret (the deploy then follows)."""
+    assert stack.aws is not None
+    value = secrets.token_hex(20)
+    stack.aws.client("secretsmanager").put_secret_value(
+        SecretId=stack.provisioned.refs["WebhookSecret"], SecretString=value
+    )
+    return value
+
+
+def _seen(event: ResourceEvent) -> tuple[str, str, str]:
+    """The event's type, the stack's status while it ran, and the answer as CloudFormation took it."""
+    return event.request_type, event.stack_status, event.status
+
+
+def _cloudformation(endpoint_url: str) -> Any:
+    return boto3.client(
+        "cloudformation",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # nosec B106  # the emulator takes any
+    )
+
+
+def _webhook(stack: LocalStack, secret: str) -> str:
+    return f"{stack.output('WebhookBaseUrl')}/{secret}"
+
+
+# --- the rehearsal -----------------------------------------------------------------
+
+
+def test_create_rotate_refused_update_rollback_replace_delete(emulator: str, tmp_path: Path) -> None:
+    """A stack's life: every event as CloudFormation sends it, CINNOX checked after each."""
+    stack = _stack(emulator, "lifecycle-one", tmp_path)
+    try:
+        # Given a new stack: CloudFormation sends a Create (no PhysicalResourceId yet)
+        stack.start()
+        assert stack.cinnox is not None
+        cinnox = stack.cinnox
+        first_secret = stack.secret("WebhookSecret")
+        assert stack.stack_status == "CREATE_COMPLETE"
+        [create] = stack.events
+        assert _seen(create) == ("Create", "CREATE_IN_PROGRESS", "SUCCESS")
+        assert "PhysicalResourceId" not in create.event
+        assert "OldResourceProperties" not in create.event
+        assert create.answered_physical_id == PHYSICAL_ID
+        # Then CINNOX sends the app's events to the webhook, secret and all
+        assert _state(cinnox) == {APP: (True, _webhook(stack, first_secret))}
+        # and the functions' DescribeStacks (their AWS_ENDPOINT_URL_CLOUDFORMATION) tells the stack's status
+        assert stack.cloudformation is not None
+        client = _cloudformation(stack.cloudformation.base_url)
+        [described] = client.describe_stacks(StackName=stack.record.stack_id)["Stacks"]
+        assert (described["StackName"], described["StackStatus"]) == ("lifecycle-one", "CREATE_COMPLETE")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+        assert outputs["WebhookBaseUrl"] == stack.output("WebhookBaseUrl")
+        assert {h.spec.environment["AWS_ENDPOINT_URL_CLOUDFORMATION"] for h in stack.hosts.values()} == {
+            stack.cloudformation.base_url
+        }
+
+        # When the operator rotates the secret and deploys with WebhookSecretGeneration changed
+        second_secret = _rotate(stack)
+        assert stack.update({"WebhookSecretGeneration": "2"}) == "UPDATE_COMPLETE"
+        # Then CloudFormation sent one Update, for the id the Create answered, with the old properties
+        [update] = stack.events[1:]
+        assert _seen(update) == ("Update", "UPDATE_IN_PROGRESS", "SUCCESS")
+        assert update.event["PhysicalResourceId"] == PHYSICAL_ID
+        assert update.event["ResourceProperties"]["WebhookSecretGeneration"] == "2"
+        assert update.event["OldResourceProperties"]["WebhookSecretGeneration"] == "1"
+        # and the same id came back: an update in place, no cleanup Delete
+        assert update.answered_physical_id == PHYSICAL_ID
+        # and CINNOX moved to the new URL
+        assert _state(cinnox) == {APP: (True, _webhook(stack, second_secret))}
+
+        # When the next deploy (generation 3) is refused by CINNOX: its challenge fails, retry included
+        cinnox.refuse_verification = True
+        accepted = len(cinnox.history)
+        # Then the stack rolls back, and the rollback completes ("Custom resources": a failed
+        # Update is rolled back by an Update whose ResourceProperties are the old ones)
+        assert stack.update({"WebhookSecretGeneration": "3"}) == "UPDATE_ROLLBACK_COMPLETE"
+        refused, rollback = stack.events[2:]
+        assert _seen(refused) == (
+            "Update",
+            "UPDATE_IN_PROGRESS",
+            "FAILED",
+        )
+        assert refused.answered_physical_id == PHYSICAL_ID  # a failed Update keeps the id it was sent
+        assert "CINNOX did not accept" in refused.reason
+        assert _seen(rollback) == (
+            "Update",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            "SUCCESS",
+        )
+        assert rollback.event["PhysicalResourceId"] == PHYSICAL_ID
+        assert rollback.event["ResourceProperties"]["WebhookSecretGeneration"] == "2"
+        assert rollback.event["OldResourceProperties"]["WebhookSecretGeneration"] == "3"
+        # and CINNOX still sends to the URL it verified last (it accepted no PATCH since)
+        assert len(cinnox.history) == accepted
+        assert _state(cinnox) == {APP: (True, _webhook(stack, second_secret))}
+
+        # When the stack moves to another AppID (the same account's token serves both here)
+        cinnox.refuse_verification = False
+        cinnox.add_app(OTHER_APP, cinnox.token)
+        assert stack.update({"CinnoxAppId": OTHER_APP}) == "UPDATE_COMPLETE"
+        # Then the Update answers a new id: a replacement, so CloudFormation's cleanup deletes
+        # the old id, with the old properties ("Custom resource response objects")
+        moved, cleanup = stack.events[4:]
+        assert _seen(moved) == ("Update", "UPDATE_IN_PROGRESS", "SUCCESS")
+        assert moved.answered_physical_id == f"cinnox-outbound-sms-sub-{OTHER_APP}"
+        assert _seen(cleanup) == ("Delete", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "SUCCESS")
+        assert cleanup.event["PhysicalResourceId"] == PHYSICAL_ID
+        assert cleanup.event["ResourceProperties"]["CinnoxAppId"] == APP
+        # and CINNOX sends the new app's events to the webhook, the old app's no more
+        assert _state(cinnox) == {
+            APP: (False, _webhook(stack, second_secret)),
+            OTHER_APP: (True, _webhook(stack, second_secret)),
+        }
+
+        # When the stack is deleted
+        reads = len(cinnox.reads)
+        [answer] = stack.delete()
+        # Then one Delete, for the id it holds now, unsubscribes after a look at CINNOX's list
+        assert stack.stack_status == "DELETE_COMPLETE"
+        delete = stack.events[-1]
+        assert _seen(delete) == ("Delete", "DELETE_IN_PROGRESS", "SUCCESS")
+        assert delete.event["PhysicalResourceId"] == f"cinnox-outbound-sms-sub-{OTHER_APP}"
+        assert answer["Status"] == "SUCCESS"
+        assert len(cinnox.reads) == reads + 1
+        assert _state(cinnox) == {
+            APP: (False, _webhook(stack, second_secret)),
+            OTHER_APP: (False, _webhook(stack, second_secret)),
+        }
+        assert len(stack.events) == 7
+        # and DescribeStacks knows the deleted stack by its id only, as CloudFormation does
+        [gone] = client.describe_stacks(StackName=stack.record.stack_id)["Stacks"]
+        assert gone["StackStatus"] == "DELETE_COMPLETE"
+        with pytest.raises(ClientError, match="does not exist"):
+            client.describe_stacks(StackName="lifecycle-one")
+    finally:
+        stack.stop()
+
+
+def test_refused_create_rolls_back_without_touching_cinnox(emulator: str, tmp_path: Path) -> None:
+    """A failed Create is followed by a Delete for the id it returned ("Custom resources" overview):
+    that Delete must not unsubscribe what the stack never subscribed (here: production's webhook)."""
+    # Given CINNOX already sending the app's events to production, and refusing the new stack's URL
+    cinnox = CinnoxSimulator(APP, "local-" + secrets.token_urlsafe(24))
+    cinnox.subscribe(APP, PRODUCTION)
+    cinnox.refuse_verification = True
+    stack = _stack(emulator, "lifecycle-refused", tmp_path, cinnox)
+    try:
+        # When the stack is created
+        with pytest.raises(StackError, match="CinnoxSubscription failed"):
+            stack.start()
+        # Then the Create failed with an id that says so, and the rollback's Delete carried that id
+        assert stack.stack_status == "ROLLBACK_COMPLETE"
+        create, delete = stack.events
+        assert (create.request_type, create.status) == ("Create", "FAILED")
+        assert create.answered_physical_id is not None
+        assert create.answered_physical_id.startswith(NOT_CREATED)
+        assert _seen(delete) == (
+            "Delete",
+            "ROLLBACK_IN_PROGRESS",
+            "SUCCESS",
+        )
+        assert delete.event["PhysicalResourceId"] == create.answered_physical_id
+        # and CINNOX was left alone: no read, no unsubscribe, production still subscribed
+        assert cinnox.reads == []
+        assert all(call.body["enabled"] is True for call in cinnox.calls)  # only the refused subscribes
+        assert _state(cinnox) == {APP: (True, PRODUCTION)}
+        # and a stack in ROLLBACK_COMPLETE deletes without a further event
+        assert stack.delete() == []
+        assert len(stack.events) == 2
+        assert _state(cinnox) == {APP: (True, PRODUCTION)}
+    finally:
+        stack.stop()
+        cinnox.close()
+
+
+def test_two_stacks_one_app_id_deleting_the_older_leaves_the_newer_subscribed(emulator: str, tmp_path: Path) -> None:
+    """Two stacks deployed for one AppID: CINNOX keeps one subscription, the newest."""
+    cinnox = CinnoxSimulator(APP, "local-" + secrets.token_urlsafe(24))
+    older = _stack(emulator, "lifecycle-older", tmp_path, cinnox)
+    newer = _stack(emulator, "lifecycle-newer", tmp_path, cinnox)
+    try:
+        # Given a stack subscribed for the app
+        older.start()
+        assert _state(cinnox) == {APP: (True, _webhook(older, older.secret("WebhookSecret")))}
+        # When a second stack is deployed for the same AppID
+        newer.start()
+        # Then CINNOX sends to the newer stack only
+        assert _state(cinnox) == {APP: (True, _webhook(newer, newer.secret("WebhookSecret")))}
+        # When the older stack is deleted
+        patches = len(cinnox.calls)
+        [answer] = older.delete()
+        # Then its Delete succeeds without a PATCH: CINNOX no longer points at it
+        assert answer["Status"] == "SUCCESS"
+        assert "not unsubscribed" in answer["Reason"]
+        assert len(cinnox.calls) == patches
+        assert _state(cinnox) == {APP: (True, _webhook(newer, newer.secret("WebhookSecret")))}
+        # When the newer stack is deleted, Then the app is unsubscribed
+        [answer] = newer.delete()
+        assert answer["Status"] == "SUCCESS"
+        assert _state(cinnox)[APP][0] is False
+    finally:
+        older.stop()
+        newer.stop()
+        cinnox.close()
+
+
+# --- the rules the emulator enforces (CloudFormation's; moto enforces none) ------------
+
+
+@pytest.fixture
+def endpoint() -> Iterator[ResponseEndpoint]:
+    served = ResponseEndpoint()
+    yield served
+    served.close()
+
+
+def _event(endpoint: ResponseEndpoint, **properties: Any) -> dict[str, Any]:
+    request_id = secrets.token_hex(8)
+    return custom_resource_event(
+        "Create",
+        "Thing",
+        "Custom::Thing",
+        {"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f", **properties},
+        endpoint.response_url(request_id),
+        stack=stack_id("rules"),
+        request_id=request_id,
+    )
+
+
+def _put(url: str, body: bytes) -> None:
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})
+    with urllib.request.urlopen(request, timeout=5) as response:  # nosec B310  # loopback
+        response.read()
+
+
+def _body_of_size(event: dict[str, Any], size: int) -> bytes:
+    body = {
+        "Status": "SUCCESS",
+        "Reason": "",
+        "PhysicalResourceId": "thing-1",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+    }
+    body["Reason"] = "x" * (size - len(json.dumps(body).encode()))
+    raw = json.dumps(body).encode()
+    assert len(raw) == size
+    return raw
+
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_RESPONSE_BYTES, "SUCCESS"), (MAX_RESPONSE_BYTES + 1, "FAILED")])
+def test_a_response_over_4096_bytes_fails_the_resource(endpoint: ResponseEndpoint, size: int, status: str) -> None:
+    """ "Custom resource response objects": the total size of the response body can't exceed 4096 bytes."""
+    # Given a Create, When its function answers SUCCESS in a body of `size` bytes
+    event = _event(endpoint)
+    _put(event["ResponseURL"], _body_of_size(event, size))
+    # Then CloudFormation takes it up to 4,096 bytes and fails the resource beyond
+    answer = endpoint.answer(event, timeout=5)
+    assert answer is not None
+    assert answer["Status"] == status
+    if status == "FAILED":
+        assert answer["Reason"] == TOO_LONG
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"Status": "OK"}, "Status must be SUCCESS or FAILED"),
+        ({"PhysicalResourceId": ""}, "PhysicalResourceId must be a non-empty string"),
+        ({"PhysicalResourceId": None}, "PhysicalResourceId must be a non-empty string"),
+        ({"PhysicalResourceId": "é" * 513}, "longer than 1 KB"),
+        ({"RequestId": "another"}, "RequestId is not the request's"),
+        ({"StackId": "arn:aws:cloudformation:us-east-1:1:stack/other/1"}, "StackId is not the request's"),
+        ({"LogicalResourceId": "Other"}, "LogicalResourceId is not the request's"),
+    ],
+)
+def test_a_response_that_breaks_the_response_rules_fails_the_resource(
+    endpoint: ResponseEndpoint, change: dict[str, Any], reason: str
+) -> None:
+    """ "Custom resource response objects": Status SUCCESS or FAILED, a non-empty PhysicalResourceId of
+    at most 1 KB, and StackId, RequestId, LogicalResourceId copied verbatim from the request."""
+    event = _event(endpoint)
+    body = {**json.loads(_body_of_size(event, 300)), **change}
+    _put(event["ResponseURL"], json.dumps(body).encode())
+    answer = endpoint.answer(event, timeout=5)
+    assert answer is not None
+    assert answer["Status"] == "FAILED"
+    assert reason in answer["Reason"]
+
+
+def test_a_response_that_is_not_json_fails_the_resource(endpoint: ResponseEndpoint) -> None:
+    """ "Custom resource response objects": the provider sends a JSON file to the pre-signed URL."""
+    event = _event(endpoint)
+    _put(event["ResponseURL"], b"SUCCESS")
+    answer = endpoint.answer(event, timeout=5)
+    assert answer is not None
+    assert (answer["Status"], answer["Reason"]) == ("FAILED", "Invalid response object: the body is not JSON")
+
+
+def test_service_timeout_bounds_the_wait_for_an_answer(endpoint: ResponseEndpoint) -> None:
+    """AWS::CloudFormation::CustomResource: ServiceTimeout, 1 to 3,600 s (default 3,600), is how long
+    CloudFormation waits for an answer, whatever the function's own timeout."""
+    # Given a resource with ServiceTimeout 1 whose function never answers
+    event = _event(endpoint, ServiceTimeout=1)
+    sent: list[dict[str, Any]] = []
+    # When CloudFormation sends the event
+    answer = run_custom_resource(sent.append, endpoint, event, service_timeout(event["ResourceProperties"]))
+    # Then the resource fails for want of an answer within the ServiceTimeout
+    assert sent == [event]
+    assert answer["Status"] == "FAILED"
+    assert "ServiceTimeout (1 s)" in answer["Reason"]
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 3600), (300, 300), ("1", 1), ("3600", 3600)])
+def test_service_timeout_is_read_from_the_resource(value: Any, seconds: int) -> None:
+    properties = {} if value is None else {"ServiceTimeout": value}
+    assert service_timeout(properties) == seconds
+
+
+@pytest.mark.parametrize("value", [0, 3601, "five minutes", 2.5])
+def test_a_service_timeout_cloudformation_refuses_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="ServiceTimeout must be an integer from 1 to 3600"):
+        service_timeout({"ServiceTimeout": value})
+
+
+def test_the_template_service_timeout_is_what_the_local_stack_waits() -> None:
+    # The template's own value is one CloudFormation accepts (the stack waits for exactly that).
+    resource = Template.load().resource("CinnoxSubscription")["Properties"]
+    assert 1 <= service_timeout(resource) <= 3600
+
+
+def test_property_values_reach_the_function_as_strings() -> None:
+    """CloudFormation passes numbers and booleans in ResourceProperties as strings
+    (aws-cloudformation/cloudformation-coverage-roadmap#1037)."""
+    assert as_sent({"a": 1, "b": True, "c": [2.5, "x"], "d": {"e": False}}) == {
+        "a": "1",
+        "b": "true",
+        "c": ["2.5", "x"],
+        "d": {"e": "false"},
+    }
+
+
+def test_describe_stacks_refuses_a_stack_it_does_not_have(endpoint: ResponseEndpoint) -> None:
+    record = StackRecord("known", stack_id("known"), "UPDATE_ROLLBACK_IN_PROGRESS")
+    endpoint.register(record)
+    client = _cloudformation(endpoint.base_url)
+    [described] = client.describe_stacks(StackName="known")["Stacks"]
+    assert described["StackStatus"] == "UPDATE_ROLLBACK_IN_PROGRESS"
+    with pytest.raises(ClientError) as refused:
+        client.describe_stacks(StackName="unknown")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
