@@ -72,7 +72,8 @@ security: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## checkov on template.
 build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
 
-pytest: $(VENV)/.installed  ## the test suite, with coverage of functions/ and layers/ enforced
+# The IAM rehearsal (tests/test_iam.py) takes the functions' roles from SAM CLI's own translator.
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed  ## the test suite, with coverage of functions/ and layers/ enforced
 	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
 
 clean:  ## remove virtual environments and build output

@@ -26,6 +26,9 @@ from local_stack.template import REGION, ROOT, Template, load_function_module
 
 APP_ID = "app-0f3c9d"
 
+# Records every AWS call the functions make and judges it against their SAM-made roles (tests/test_iam.py).
+pytest_plugins = ["iam_rehearsal"]
+
 
 # --- the template ------------------------------------------------------------------
 
@@ -227,7 +230,6 @@ def subscription(
     monkeypatch.setenv("CINNOX_BACKOFF_BASE", "0.01")
     monkeypatch.setenv("CINNOX_BACKOFF_CAP", "0.05")
     monkeypatch.setenv("CINNOX_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("CFN_RESPONSE_MARGIN", "1")
     yield from _function(template, stack, monkeypatch, logs, "SubscriptionFunction")
 
 
