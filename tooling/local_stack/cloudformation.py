@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape  # nosec B406  # writes XML for DescribeStacks; nothing here parses XML
 
 from local_stack.httpserver import JsonHandler, Server
 from local_stack.template import ACCOUNT, REGION
