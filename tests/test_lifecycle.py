@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_stack.cinnox import CinnoxSimulator
+from local_stack.cli import operator_command
 from local_stack.cloudformation import (
     MAX_RESPONSE_BYTES,
     TOO_LONG,
@@ -273,6 +276,42 @@ def test_two_stacks_one_app_id_deleting_the_older_leaves_the_newer_subscribed(em
         older.stop()
         newer.stop()
         cinnox.close()
+
+
+def test_the_operator_tool_works_against_the_local_stack_as_make_local_prints(emulator: str, tmp_path: Path) -> None:
+    """`cinnox-sms --stack` reads the stack's outputs through DescribeStacks, which the local stack answers."""
+    stack = _stack(emulator, "lifecycle-operator", tmp_path)
+    try:
+        # Given a running local stack with a TDR stored
+        stack.start()
+        answer = urllib.request.urlopen(  # our own gateway on loopback
+            urllib.request.Request(
+                _webhook(stack, stack.secret("WebhookSecret")),
+                data=json.dumps(
+                    {"Type": "tdr", "AppID": APP, "TransactionID": "op-1", "Status": "Rejected"}
+                    | {"RecipientCountry": "HK"}
+                ).encode(),
+                method="POST",
+            ),
+            timeout=10,
+        )
+        assert answer.status == 200
+        # When the command `make local` prints is run from a shell with nothing else set up
+        command = operator_command(stack, "report", "--since", "1h", "--format", "json")
+        result = subprocess.run(  # our own command line
+            ["/bin/bash", "-c", command],
+            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # Then it found the table through the stack and reported the TDR
+        assert result.returncode == 0, result.stderr
+        rows = json.loads(result.stdout)
+        assert any(row.get("country") == "HK" and row.get("rejected") == 1 for row in rows), rows
+    finally:
+        stack.stop()
 
 
 # --- the rules the emulator enforces (CloudFormation's; moto enforces none) ------------

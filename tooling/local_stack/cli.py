@@ -213,6 +213,13 @@ def _load(run: Shutdown, args: argparse.Namespace) -> int:
     return 0 if account.ok else 1
 
 
+def operator_command(stack: LocalStack, *arguments: str) -> str:
+    """A `cinnox-sms ... --stack NAME` command line that works against this local stack."""
+    environment = " ".join(f"{name}={shlex.quote(value)}" for name, value in stack.client_environment().items())
+    command = shlex.join(["cinnox-sms", *arguments, "--stack", stack.options.stack_name])
+    return f"env {environment} {command}"
+
+
 def _local(run: Shutdown) -> int:
     stack = run.stack
     assert stack.aws is not None
@@ -242,6 +249,9 @@ CINNOX SMS tracker, running locally (Ctrl-C to stop)
 
 Post a TDR:
   curl -s -X POST {shlex.quote(url)} -d {shlex.quote(json.dumps(sample))}
+
+Ask the operator's tool (the local stack answers CloudFormation's DescribeStacks):
+  {operator_command(stack, "report", "--since", "1h")}
 
 Alerts, as they are published:""",
         flush=True,

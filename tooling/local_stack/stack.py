@@ -473,6 +473,17 @@ class LocalStack:
     def secret(self, logical_id: str) -> str:
         return self.provisioned.secret_values[logical_id]
 
+    def client_environment(self) -> dict[str, str]:
+        """What an AWS client outside needs to use this stack: `cinnox-sms --stack NAME` included."""
+        assert self.cloudformation is not None
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            # The local stack, not moto, plays CloudFormation (DescribeStacks with the outputs).
+            "AWS_ENDPOINT_URL_CLOUDFORMATION": self.cloudformation.base_url,
+            "AWS_DEFAULT_REGION": REGION,
+            **CREDENTIALS,
+        }
+
     # --- stop ------------------------------------------------------------------
 
     def stop(self) -> list[dict[str, Any]]:
