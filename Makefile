@@ -26,7 +26,7 @@ demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX 
 local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); Ctrl-C stops it
 	$(LOCAL_STACK) local $(LOCAL_ARGS)
 
-load: $(VENV)/.installed  ## benchmark: 5,000 TDRs from 32 concurrent senders through the local stack
+load: $(VENV)/.installed  ## benchmark: TDRs offered at 20-320/s in steps through the local stack: where it saturates, 429s, lost
 	$(LOCAL_STACK) load $(LOAD_ARGS)
 
 bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, bytes, package sizes, cost (bench/results.json)

@@ -450,3 +450,38 @@ def test_local_serves_alerts_live_and_stops_cleanly_on_ctrl_c() -> None:
     assert process.returncode == 0
     assert "CinnoxSubscription: SUCCESS" in rest
     assert _processes_using(f"127.0.0.1:{port}") == []
+
+
+class _RepeatingStream:
+    """A dynamodbstreams client that, like moto after two concurrent writes shared a sequence
+    number, returns one record a second time on the next read."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self._pages = pages
+
+    def client(self, service: str) -> _RepeatingStream:
+        return self
+
+    def describe_stream(self, **_: Any) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "shard-0"}]}}
+
+    def get_shard_iterator(self, **_: Any) -> dict[str, Any]:
+        return {"ShardIterator": "iterator"}
+
+    def get_records(self, **_: Any) -> dict[str, Any]:
+        return {"Records": self._pages.pop(0) if self._pages else [], "NextShardIterator": "iterator"}
+
+
+def test_stream_mapping_delivers_each_record_once_even_when_moto_repeats_one() -> None:
+    """DynamoDB Developer Guide, "Change data capture for DynamoDB Streams": each stream record appears exactly once."""
+
+    # Given a stream that returns record b twice (same eventID, as moto's race does)
+    def record(event_id: str, sequence: str) -> dict[str, Any]:
+        return {"eventID": event_id, "eventName": "INSERT", "dynamodb": {"SequenceNumber": sequence}}
+
+    stream = _RepeatingStream([[record("a", "1"), record("b", "2")], [record("b", "2"), record("c", "3")]])
+    mapping = StreamMapping(MappingConfig(stream_arn="arn:stream"), lambda event: None, stream)  # type: ignore[arg-type]
+    # When the mapping polls twice
+    first, second = mapping._poll(), mapping._poll()
+    # Then b is delivered once
+    assert [r["eventID"] for r in first + second] == ["a", "b", "c"]

@@ -17,14 +17,17 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cinnox_sms_cli.report import CountryLine, by_country, render, scan_since, since
 from local_stack.demo import Account, AlertInbox, Check, check, percentile, run_demo, summary
+from local_stack.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 from local_stack.httpserver import PortInUse
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
+from local_stack.traffic import Delivery, Outcome, Sender, Step, StepRun, send_stepped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,10 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7, help="random seed of the day's traffic")
     demo.add_argument("--senders", type=int, default=8, help="concurrent senders (default 8)")
     local = commands.add_parser("local", help="keep the stack running for manual use (Ctrl-C stops it)")
-    load = commands.add_parser("load", help="a load run: many TDRs from many concurrent senders, then the account")
-    load.add_argument("--tdrs", type=int, default=5000, help="TDRs to send, repeats included (default 5000)")
-    load.add_argument("--senders", type=int, default=32, help="concurrent senders (default 32)")
-    load.add_argument("--environments", type=int, default=4, help="webhook execution environments (default 4)")
+    load = commands.add_parser(
+        "load", help="a stepped load: TDRs offered at rising rates, where the local path saturates, then the account"
+    )
+    load.add_argument(
+        "--steps", type=_rates, default=_rates(LOAD_STEPS), help=f"offered TDR/s, step by step (default {LOAD_STEPS})"
+    )
+    load.add_argument("--step-seconds", type=_seconds, default=5.0, help="seconds each step offers, 1-30 (default 5)")
+    load.add_argument("--senders", type=int, default=64, help="senders at most at once (default 64)")
+    load.add_argument("--environments", type=int, default=2, help="webhook execution environments (default 2)")
+    load.add_argument("--throttle-rate", type=float, help="ApiThrottlingRateLimit (default: the template's)")
+    load.add_argument("--throttle-burst", type=int, help="ApiThrottlingBurstLimit (default: the template's)")
     load.add_argument("--seed", type=int, default=11, help="random seed of the traffic")
     load.add_argument("--results", default=".local-stack/load.json", help="where to write the figures as JSON")
     for command, api, emulator, cinnox in ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0)):
@@ -55,13 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--app-id", default="demo-app-0001", help="the CINNOX AppID the stack is deployed for")
     args = parser.parse_args(argv)
 
+    parameters: dict[str, str] = {}
+    if args.command == "load":
+        if args.throttle_rate is not None:
+            parameters["ApiThrottlingRateLimit"] = f"{args.throttle_rate:g}"
+        if args.throttle_burst is not None:
+            parameters["ApiThrottlingBurstLimit"] = str(args.throttle_burst)
     options = StackOptions(
         api_port=args.api_port,
         emulator_port=args.emulator_port,
         cinnox_port=args.cinnox_port,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         app_id=args.app_id,
-        concurrency={"WebhookFunction": 2},
+        concurrency={"WebhookFunction": args.environments if args.command == "load" else 2},
+        parameters=parameters,
     )
     stack = LocalStack(Template.load(), options, status=lambda line: print(f"  {line}", flush=True))
     run = Shutdown(stack)
@@ -174,33 +191,106 @@ def report_check(account: Account, lines: list[CountryLine]) -> Check:
     return Check(reported == truth, f"cinnox-sms report agrees with what was sent, country by country ({len(truth)})")
 
 
+LOAD_STEPS = "20,40,80,160,320"
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: rates are numbers between commas, e.g. {LOAD_STEPS}") from None
+    if not rates or any(rate <= 0 for rate in rates) or len(rates) > 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: one to ten rates, each above 0")
+    return rates
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 30:
+        raise argparse.ArgumentTypeError(f"{text!r}: a step lasts 1 to 30 seconds (the run stays bounded)")
+    return seconds
+
+
 def _load(run: Shutdown, args: argparse.Namespace) -> int:
-    """5,000 TDRs by default: 1 in 10 repeated, 1 in 20 terminal-before-Submitted, 32 senders at once."""
+    """A stepped load: each step offers TDRs at a rate (open loop) for a few seconds; 1 in 10 repeated,
+    1 in 20 terminal-before-Submitted. Per step: offered and achieved TDR/s, latency, 429s, lost."""
+    stack = run.stack
+    steps = [Step(rate, args.step_seconds) for rate in args.steps]
+    offered = sum(step.count for step in steps)
     repeat_rate = 0.10
-    sms = round(args.tdrs / 2 / (1 + repeat_rate))
+    api = stack.apis["TdrApi"]
+    throttle = stack.properties("TdrApi").get("DefaultRouteSettings", {})
+    print(
+        f"throttle: {throttle.get('ThrottlingRateLimit')} requests/s, burst {throttle.get('ThrottlingBurstLimit')} "
+        f"(ApiThrottlingRateLimit / ApiThrottlingBurstLimit); {args.environments} webhook environments; "
+        f"steps of {args.step_seconds:g} s at {', '.join(f'{s.rate:g}' for s in steps)} TDR/s",
+        flush=True,
+    )
+    runs: list[StepRun] = []
+
+    def stepped(sender: Sender, deliveries: list[Delivery]) -> list[Outcome]:
+        runs.extend(send_stepped(sender, deliveries, steps, workers=args.senders))
+        return [outcome for step_run in runs for outcome in step_run.outcomes]
+
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     account = run_demo(
-        run.stack,
-        sms_count=sms,
+        stack,
+        sms_count=max(1, round(offered / 2 / (1 + repeat_rate))),
         seed=args.seed,
         senders=args.senders,
+        send_all=stepped,
         repeat_rate=repeat_rate,
         out_of_order_rate=0.05,
         malformed=0,
     )
+    stack.flush_logs()
+    throttled_metric = _metric_sum(stack, "WebhookThrottledAlarm", since)
+    alarm = stack.alarm_state("WebhookThrottledAlarm").state
     answers = run.stop()
     unsubscribed = bool(answers) and all(a.get("Status") == "SUCCESS" for a in answers)
-    check(account, unsubscribed)
+    check(account, unsubscribed, throttled=True)
     print(summary(account), flush=True)
+    step_figures = [_step_figures(step_run, account.stored) for step_run in runs]
+    print("\n  step  offered TDR/s  achieved TDR/s  p50 ms  p99 ms   429s  lost")
+    for index, figures in enumerate(step_figures, 1):
+        print(
+            f"  {index:>4}  {figures['offered_per_second']:>13g}  {figures['achieved_per_second']:>14.1f}  "
+            f"{figures['latency_ms'][50]:>6.0f}  {figures['latency_ms'][99]:>6.0f}  "
+            f"{figures['throttled_429']:>5}  {figures['lost']:>4}",
+            flush=True,
+        )
+    saturation = _saturation(step_figures)
+    print(
+        f"\n  the local path saturates at about {saturation:.0f} TDR/s here (bound by moto and this machine's cores, "
+        "not by the product)"
+        if saturation
+        else "\n  the local path kept up with every step",
+        flush=True,
+    )
+    print(f"  429s: {api.throttled} answered, WebhookThrottled Sum {throttled_metric:g}, WebhookThrottledAlarm {alarm}")
     latencies = sorted(o.seconds for o in account.outcomes)
     figures = {
         "tdrs_sent": len(account.outcomes),
         "sms": len(account.messages),
         "senders": args.senders,
         "webhook_environments": args.environments,
+        "throttle": {
+            "rate_per_second": float(throttle.get("ThrottlingRateLimit", ACCOUNT_RATE_LIMIT)),
+            "burst": int(throttle.get("ThrottlingBurstLimit", ACCOUNT_BURST_LIMIT)),
+        },
         "seconds": round(account.seconds, 2),
         "tdrs_per_second": round(len(account.outcomes) / account.seconds, 1),
         "latency_ms": {p: round(percentile(latencies, p) * 1000, 1) for p in (50, 90, 99)},
+        "steps": step_figures,
+        "saturates_at_tdrs_per_second": round(saturation, 1) if saturation else None,
         "stored": len(account.stored),
+        "throttled_429": api.throttled,
+        "webhook_throttled_metric_sum": throttled_metric,
+        "webhook_throttled_alarm": alarm,
+        "lost": sum(step["lost"] for step in step_figures),
         "alerts": sum(account.alerts.values()),
         "duplicate_alerts": sum(n - 1 for n in account.alerts.values() if n > 1),
         "retried_by_sender": sum(1 for o in account.outcomes if o.attempts > 1),
@@ -211,6 +301,46 @@ def _load(run: Shutdown, args: argparse.Namespace) -> int:
     results.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {results}")
     return 0 if account.ok else 1
+
+
+def _step_figures(step_run: StepRun, stored: set[tuple[str, str]]) -> dict[str, Any]:
+    """A step's figures. Lost: a TDR neither stored nor refused with 429 (a 429 tells the sender to retry)."""
+    outcomes = step_run.outcomes
+    latencies = sorted(o.seconds for o in outcomes)
+    answered = [o for o in outcomes if o.status == 200]
+    return {
+        "offered_per_second": step_run.step.rate,
+        "tdrs": len(outcomes),
+        "seconds": round(step_run.seconds, 2),
+        "achieved_per_second": round(len(answered) / step_run.seconds, 1),
+        "latency_ms": {p: round(percentile(latencies, p) * 1000, 1) for p in (50, 99)},
+        "throttled_429": sum(1 for o in outcomes if o.status == 429),
+        "lost": sum(1 for o in outcomes if o.status != 429 and (o.status != 200 or o.delivery.key not in stored)),
+    }
+
+
+def _saturation(steps: list[dict[str, Any]]) -> float | None:
+    """The highest rate achieved once a step's achieved rate falls clearly (over 10 %) below its offered rate."""
+    for step in steps:
+        offered = step["offered_per_second"]
+        if step["achieved_per_second"] + step["throttled_429"] / step["seconds"] < 0.9 * offered:
+            return float(max(s["achieved_per_second"] for s in steps))
+    return None
+
+
+def _metric_sum(stack: LocalStack, alarm: str, since: datetime) -> float:
+    """The Sum since ``since`` of the metric an alarm of the template watches, from the emulator."""
+    assert stack.aws is not None
+    properties = stack.properties(alarm)
+    answer = stack.aws.client("cloudwatch").get_metric_statistics(
+        Namespace=properties["Namespace"],
+        MetricName=properties["MetricName"],
+        StartTime=since,
+        EndTime=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )
+    return sum(float(point["Sum"]) for point in answer["Datapoints"])
 
 
 def operator_command(stack: LocalStack, *arguments: str) -> str:

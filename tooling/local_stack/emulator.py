@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 
 from local_stack.httpserver import check_port, free_port
+from local_stack.logs import MetricFilter
 from local_stack.processes import stop
 from local_stack.template import ACCOUNT, REGION, Template, resolve
 
@@ -113,6 +114,8 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
     order = [
         "AWS::KMS::Key",
         "AWS::SecretsManager::Secret",
+        "AWS::Logs::LogGroup",
+        "AWS::Logs::MetricFilter",
         "AWS::DynamoDB::Table",
         "AWS::SQS::Queue",
         "AWS::SNS::Topic",
@@ -127,16 +130,35 @@ def provision(template: Template, parameters: dict[str, str], aws: boto3.Session
             if "Condition" in resource and not conditions[resource["Condition"]]:
                 done.skipped.append(f"{logical_id} (condition {resource['Condition']} is false)")
                 continue
-            properties = resource.get("Properties", {})
+            properties = choose(resource.get("Properties", {}), conditions)
             if not resource_type.startswith("AWS::Serverless::"):
                 properties = resolve(properties, done.refs, done.attrs)
             _CREATORS[resource_type](aws, stack, logical_id, properties, done)
             done.created.append(f"{resource_type} {logical_id}")
     handled = {*order, "AWS::Serverless::LayerVersion"}
     for logical_id, resource in resources.items():
-        if resource["Type"] not in handled and not resource["Type"].startswith("Custom::"):
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            done.skipped.append(f"{logical_id} (evaluated by the local stack on demand, not created)")
+        elif resource["Type"] not in handled and not resource["Type"].startswith("Custom::"):
             done.skipped.append(f"{logical_id} ({resource['Type']}: not needed locally)")
     return done
+
+
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def choose(value: Any, conditions: dict[str, bool]) -> Any:
+    """Apply Fn::If with the template's conditions and drop AWS::NoValue, as CloudFormation does
+    before a resource sees its properties (e.g. a WarmThroughput set only when a parameter asks)."""
+    if isinstance(value, list):
+        return [chosen for chosen in (choose(v, conditions) for v in value) if chosen != _NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::If"}:
+        name, when_true, when_false = value["Fn::If"]
+        return choose(when_true if conditions[name] else when_false, conditions)
+    chosen = {k: choose(v, conditions) for k, v in value.items()}
+    return {k: v for k, v in chosen.items() if v != _NO_VALUE}
 
 
 def _key(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
@@ -155,6 +177,40 @@ def _secret(aws: boto3.Session, stack: str, logical_id: str, properties: dict[st
     arn = aws.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
     done.refs[logical_id] = arn
     done.secret_values[logical_id] = value
+
+
+def _log_group(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
+    logs = aws.client("logs")
+    name = properties.get("LogGroupName") or _physical_name(stack, logical_id, 512)
+    arguments: dict[str, Any] = {"logGroupName": name}
+    if "KmsKeyId" in properties:
+        arguments["kmsKeyId"] = properties["KmsKeyId"]
+    logs.create_log_group(**arguments)
+    if "RetentionInDays" in properties:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(properties["RetentionInDays"]))
+    done.refs[logical_id] = name
+    done.attrs[f"{logical_id}.Arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"  # as GetAtt gives it
+
+
+def _metric_filter(
+    aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned
+) -> None:
+    checked = MetricFilter.from_properties(logical_id, properties)  # refuses what the local stack cannot apply
+    name = properties.get("FilterName") or _physical_name(stack, logical_id, 512)
+    transformation: dict[str, Any] = {
+        "metricName": checked.metric,
+        "metricNamespace": checked.namespace,
+        "metricValue": checked.value,
+    }
+    if checked.default is not None:
+        transformation["defaultValue"] = checked.default
+    aws.client("logs").put_metric_filter(
+        logGroupName=checked.log_group,
+        filterName=name,
+        filterPattern=checked.pattern.text,
+        metricTransformations=[transformation],
+    )
+    done.refs[logical_id] = name
 
 
 def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
@@ -239,6 +295,8 @@ def _http_api(aws: boto3.Session, stack: str, logical_id: str, properties: dict[
 _CREATORS = {
     "AWS::KMS::Key": _key,
     "AWS::SecretsManager::Secret": _secret,
+    "AWS::Logs::LogGroup": _log_group,
+    "AWS::Logs::MetricFilter": _metric_filter,
     "AWS::DynamoDB::Table": _table,
     "AWS::SQS::Queue": _queue,
     "AWS::SNS::Topic": _topic,

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,26 @@ from local_stack.cloudformation import (
     service_timeout,
     stack_id,
 )
-from local_stack.emulator import CREDENTIALS, MotoServer, Provisioned, provision
-from local_stack.gateway import HttpApi, Route
+from local_stack.emulator import CREDENTIALS, MotoServer, Provisioned, choose, provision
+from local_stack.gateway import (
+    ACCOUNT_BURST_LIMIT,
+    ACCOUNT_RATE_LIMIT,
+    AccessLogFormat,
+    HttpApi,
+    Route,
+    Throttle,
+    TokenBucket,
+)
 from local_stack.httpserver import check_port
+from local_stack.logs import (
+    AlarmEvaluation,
+    FilterPatternError,
+    LogShipper,
+    MetricFilter,
+    cloudwatch_statistic,
+    evaluate_alarm,
+    log_group_name,
+)
 from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
 from local_stack.streams import MappingConfig, QueueMapping, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
@@ -80,6 +98,11 @@ class ResourceEvent:
     event: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as sent
 
 
+def _next_second() -> datetime:
+    """Now, rounded up: the emulator keeps whole seconds, so a window ending now would miss this second's data."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+
+
 class LocalStack:
     def __init__(
         self, template: Template, options: StackOptions, status: Callable[[str], None] = lambda line: None
@@ -95,6 +118,8 @@ class LocalStack:
         self.provisioned = Provisioned()
         self.hosts: dict[str, FunctionHost] = {}
         self.apis: dict[str, HttpApi] = {}
+        self.log_shippers: dict[str, LogShipper] = {}  # by log group name
+        self._alarm_states: dict[str, str] = {}
         self.mappings: list[StreamMapping] = []
         self.queue_mappings: list[QueueMapping] = []
         self.resources: dict[str, CustomResource] = {}  # the custom resources that exist
@@ -169,15 +194,80 @@ class LocalStack:
         routes: dict[str, list[Route]] = {}
         for api, method, path, function in self.template.http_routes():
             routes.setdefault(api, []).append(Route(method, path, function))
+        account = TokenBucket(Throttle(ACCOUNT_RATE_LIMIT, ACCOUNT_BURST_LIMIT))  # one account: shared
         for index, (api, api_routes) in enumerate(routes.items()):
             port = self.options.api_port if index == 0 else 0
+            properties = self.properties(api) if api in self.template.body["Resources"] else {}
+            try:
+                throttle = Throttle.from_settings(properties.get("DefaultRouteSettings"))
+                route_throttles = {
+                    key: limits
+                    for key, settings in (properties.get("RouteSettings") or {}).items()
+                    if (limits := Throttle.from_settings(settings)) is not None
+                }
+                access_log = self._access_log(api, properties.get("AccessLogSettings"))
+            except (ValueError, FilterPatternError) as error:
+                raise StackError(f"{api}: {error}") from None
             self.apis[api] = HttpApi(
                 api_routes,
                 self.invoke,
                 api_id=self.provisioned.refs[api],
                 port=port,
                 deploy_delay=self.options.api_deploy_delay,
+                throttle=throttle,
+                route_throttles=route_throttles,
+                account=account,
+                access_log=access_log,
             )
+            if throttle is not None:
+                self._status(f"{api}: {throttle.rate:g} requests/s, burst {throttle.burst} per route (429 beyond)")
+
+    def _access_log(
+        self, api: str, settings: dict[str, Any] | None
+    ) -> tuple[AccessLogFormat, Callable[[str, int], None]] | None:
+        """The Format and a shipper to the log group of an API's AccessLogSettings, with its metric filters."""
+        if not settings:
+            return None
+        access_format = AccessLogFormat(str(settings["Format"]))
+        group = log_group_name(str(settings["DestinationArn"]))
+        shipper = self.log_shippers.get(group)
+        if shipper is None:
+            assert self.aws is not None
+            filters = [f for f in self.metric_filters() if f.log_group == group]
+            shipper = LogShipper(
+                self.aws.client("logs"), self.aws.client("cloudwatch"), group, f"{api}-$default", filters
+            )
+            self.log_shippers[group] = shipper
+        return access_format, shipper.put
+
+    def metric_filters(self) -> list[MetricFilter]:
+        """The template's AWS::Logs::MetricFilter resources, resolved against this stack."""
+        conditions = self.template.conditions(self.provisioned.refs)
+        return [
+            MetricFilter.from_properties(name, self.properties(name))
+            for name, resource in self.template.resources_of_type("AWS::Logs::MetricFilter").items()
+            if "Condition" not in resource or conditions[resource["Condition"]]
+        ]
+
+    def flush_logs(self) -> None:
+        """Ship every buffered log line now, and the metric data the metric filters take from them."""
+        for shipper in self.log_shippers.values():
+            shipper.flush()
+
+    def alarm_state(self, logical_id: str, now: datetime | None = None) -> AlarmEvaluation:
+        """The state CloudWatch would give one of the template's alarms now, from the emulator's metrics
+        (flush_logs first for the latest access log lines). Metric math alarms are refused."""
+        assert self.aws is not None
+        properties = self.properties(logical_id)
+        evaluation = evaluate_alarm(
+            logical_id,
+            properties,
+            cloudwatch_statistic(self.aws.client("cloudwatch"), properties),
+            now or _next_second(),
+            self._alarm_states.get(logical_id, "INSUFFICIENT_DATA"),
+        )
+        self._alarm_states[logical_id] = evaluation.state
+        return evaluation
 
     def localize(self, value: Any) -> Any:
         """Point URLs of the template's APIs at the local gateways."""
@@ -195,6 +285,13 @@ class LocalStack:
 
     def resolve(self, value: Any) -> Any:
         return self.localize(resolve(value, self.provisioned.refs, self.provisioned.attrs))
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """A resource's properties as CloudFormation hands them over: Fn::If chosen, then resolved."""
+        conditions = self.template.conditions(self.provisioned.refs)
+        chosen = choose(self.template.resource(logical_id).get("Properties", {}), conditions)
+        resolved: dict[str, Any] = self.resolve(chosen)
+        return resolved
 
     def _start_functions(self) -> None:
         for name in self.template.resources_of_type("AWS::Serverless::Function"):
@@ -499,6 +596,8 @@ class LocalStack:
                 queue.close()
             for api in self.apis.values():
                 api.close()
+            for shipper in self.log_shippers.values():
+                shipper.close()  # ships what is left while the emulator still runs
             for host in self.hosts.values():
                 host.close()
             shared = self.options.cinnox

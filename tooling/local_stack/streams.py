@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import boto3
 
 
+_SEEN_LIMIT = 100_000  # eventIDs remembered: far more than moto's race can put between repeats
+
+
 @dataclass(frozen=True)
 class MappingConfig:
     """The event's Properties from the template, resolved."""
@@ -90,6 +93,7 @@ class StreamMapping:
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="stream-mapping")
         self._iterators: dict[str, str | None] = {}
+        self._seen: dict[str, None] = {}  # recent eventIDs, oldest first
 
     def start(self) -> None:
         self._thread.start()
@@ -152,8 +156,22 @@ class StreamMapping:
                 continue
             answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard_id] = answer.get("NextShardIterator")
-            records += [self._as_lambda_sees_it(r) for r in answer["Records"]]
+            records += [self._as_lambda_sees_it(r) for r in answer["Records"] if self._first_sight(r)]
         return records
+
+    def _first_sight(self, record: dict[str, Any]) -> bool:
+        """DynamoDB Streams shows each record once. moto numbers records without a lock, so two
+        concurrent writes can share a sequence number and the iterator then returns one of them
+        twice (same eventID): drop the repeat, as AWS would never send it."""
+        event_id = record.get("eventID")
+        if event_id is None:
+            return True
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = None
+        if len(self._seen) > _SEEN_LIMIT:
+            self._seen.pop(next(iter(self._seen)))
+        return True
 
     def _as_lambda_sees_it(self, record: dict[str, Any]) -> dict[str, Any]:
         record = json.loads(json.dumps(record, default=_json_default))

@@ -213,8 +213,10 @@ class Sender:
         with ThreadPoolExecutor(self._senders) as pool:
             return list(pool.map(self.send, deliveries))
 
-    def send(self, delivery: Delivery) -> Outcome:
-        started = time.monotonic()
+    def send(self, delivery: Delivery, scheduled: float | None = None) -> Outcome:
+        """Post one delivery. ``scheduled``: the monotonic time it was due, so that its latency
+        includes any wait for a free sender (an open-loop load must not hide its queueing)."""
+        started = time.monotonic() if scheduled is None else scheduled
         headers = {"User-Agent": "cinnox-simulator"}
         if delivery.content_type:
             headers["Content-Type"] = delivery.content_type
@@ -236,3 +238,45 @@ class Sender:
             self._done += 1
             self._progress(self._done)
         return Outcome(delivery, status, answer, attempt, time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a stepped load: deliveries offered at ``rate`` per second for ``seconds``."""
+
+    rate: float
+    seconds: float
+
+    @property
+    def count(self) -> int:
+        return max(1, round(self.rate * self.seconds))
+
+
+@dataclass
+class StepRun:
+    step: Step
+    outcomes: list[Outcome]
+    seconds: float  # from the step's first send until its last answer
+
+
+def send_stepped(sender: Sender, deliveries: list[Delivery], steps: list[Step], *, workers: int = 64) -> list[StepRun]:
+    """Offer the deliveries in steps of increasing rate, open loop: each is sent when it is due,
+    whatever the answers before it, by at most ``workers`` senders at once (the rest wait, and
+    their wait counts in their latency). Each step is drained before the next begins. Bounded:
+    every step sends ``step.count`` deliveries (fewer if the list runs out)."""
+    runs: list[StepRun] = []
+    remaining = iter(deliveries)
+    with ThreadPoolExecutor(workers) as pool:
+        for step in steps:
+            batch = [d for _, d in zip(range(step.count), remaining, strict=False)]
+            if not batch:
+                break
+            started = time.monotonic()
+            futures = []
+            for index, delivery in enumerate(batch):
+                due = started + index / step.rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                futures.append(pool.submit(sender.send, delivery, due))
+            outcomes = [future.result() for future in futures]
+            runs.append(StepRun(step, outcomes, time.monotonic() - started))
+    return runs
