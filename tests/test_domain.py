@@ -20,7 +20,7 @@ def test_field_names_are_matched_without_regard_to_case(name: str) -> None:
     body = {k: v for k, v in tdr().items() if k != "TransactionID"} | {name: "txn-1"}
     inbound = parse_inbound(body)
     assert inbound.tdr is not None
-    assert inbound.tdr.transactionid == "txn-1"
+    assert inbound.tdr.transaction_id == "txn-1"
 
 
 @pytest.mark.parametrize(
@@ -46,26 +46,26 @@ def test_status_is_stored_in_its_canonical_spelling(given: str, stored: Status) 
 def test_recipient_number_may_be_a_number_or_a_digit_string(given: Any, kept: str) -> None:
     inbound = parse_inbound(tdr(RecipientNumber=given))
     assert inbound.tdr is not None
-    assert inbound.tdr.recipientnumber == kept
+    assert inbound.tdr.recipient_number == kept
 
 
 @pytest.mark.parametrize(("given", "kept"), [(400, "400"), ("400", "400"), ("", None), (None, None)])
 def test_response_code_may_be_a_string_or_a_number(given: Any, kept: str | None) -> None:
     inbound = parse_inbound(tdr(ResponseCode=given))
     assert inbound.tdr is not None
-    assert inbound.tdr.responsecode == kept
+    assert inbound.tdr.response_code == kept
 
 
 def test_only_required_fields_are_enough() -> None:
     inbound = parse_inbound({"TransactionID": "t", "Status": "Delivered", "AppID": "a"})
     assert inbound.tdr is not None
-    assert (inbound.tdr.type, inbound.tdr.recipientnumber, inbound.challenge) == (None, None, None)
+    assert (inbound.tdr.type, inbound.tdr.recipient_number, inbound.challenge) == (None, None, None)
 
 
 def test_a_message_object_next_to_tdr_fields_is_an_unknown_field() -> None:
     inbound = parse_inbound(tdr(message={"TransactionID": "other"}))
     assert inbound.tdr is not None
-    assert inbound.tdr.transactionid != "other"
+    assert inbound.tdr.transaction_id != "other"
 
 
 def test_challenge_inside_the_message_wrapper_is_found() -> None:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cinnox_sms.custom_resource import SubscriptionProperties
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import FAILURE_STATUSES, Status
 from cinnox_sms.settings import AlertSettings, SubscriptionSettings, WebhookSettings
-from cinnox_sms.store import EXPIRES_AT, ITEM_ATTRIBUTES
 from local_stack.template import ROOT, Template, load_function_module, matches_filter, stream_filters
 
 if TYPE_CHECKING:
@@ -86,9 +86,12 @@ def test_table_is_on_demand_with_recovery_stream_and_ttl(template: Template) -> 
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["StreamSpecification"]["StreamViewType"] in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
-    assert properties["TimeToLiveSpecification"] == {"AttributeName": EXPIRES_AT, "Enabled": True}
+    assert properties["TimeToLiveSpecification"] == {
+        "AttributeName": StoredTdr.attribute("expires_at"),
+        "Enabled": True,
+    }
     keys = {k["KeyType"]: k["AttributeName"] for k in properties["KeySchema"]}
-    assert keys == {"HASH": ITEM_ATTRIBUTES["transactionid"], "RANGE": ITEM_ATTRIBUTES["status"]}
+    assert keys == {"HASH": StoredTdr.attribute("transaction_id"), "RANGE": StoredTdr.attribute("status")}
     assert table["DeletionPolicy"] == "Retain"
 
 

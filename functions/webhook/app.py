@@ -1,26 +1,21 @@
-"""Webhook for CINNOX: answers the URL challenge and stores each outbound-SMS TDR."""
+"""Webhook for CINNOX: answers the URL challenge and stores each outbound-SMS TDR; lands parked TDRs."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from botocore.config import Config
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from cinnox_sms.errors import StorageUnavailable, WebhookError
 from cinnox_sms.metrics import LANDED, NOT_STORED, PARKED, REFUSED, REPEATED
-from cinnox_sms.parking import RECEIVED_AT, ParkingQueue, received_at
-from cinnox_sms.settings import WebhookSettings
-from cinnox_sms.store import TdrStore
-from cinnox_sms.webhook import WebhookService
+from cinnox_sms.parking import unpack
+from cinnox_sms.wiring import parking_drain, webhook_service
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -28,99 +23,72 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()  # flushed only when something unusual happened: see lambda_handler
-app = APIGatewayHttpResolver()
 # A batch that fails whole is reported message by message: they wait in the queue, no retry storm.
 parked = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-# Fail fast and let the sender retry, rather than hold its request past API Gateway's 30 s.
-_AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+
+def receive(event: APIGatewayProxyEventV2) -> dict[str, Any]:
+    """One request, answered in JSON, laid out for payload 2.0 as Powertools' ResponseBuilder does."""
+    status, body = answer(event)
+    return {
+        "statusCode": int(status),
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+        **event.header_serializer().serialize(headers={"Content-Type": "application/json"}, cookies=[]),
+    }
 
 
-@cache
-def webhook_service() -> WebhookService:
-    settings = WebhookSettings.from_env()
-    # One boto3 session for every client: a second one would load botocore's data again.
-    secrets = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_AWS_CONFIG))
-
-    def webhook_secret(fresh: bool) -> str:
-        value = secrets.get(settings.webhook_secret_arn, max_age=settings.secret_max_age_seconds, force_fetch=fresh)
-        return str(value).strip()
-
-    store = TdrStore(boto3.client("dynamodb", config=_AWS_CONFIG), settings.table_name, settings.retention_days)
-    parking = None
-    if settings.parking_queue_url:
-        # The SQS client is made the first time a TDR is parked, not on every cold start.
-        parking = ParkingQueue(lambda: boto3.client("sqs", config=_AWS_CONFIG), settings.parking_queue_url)
-    return WebhookService(app_id=settings.app_id, webhook_secret=webhook_secret, store=store, parking=parking)
-
-
-@app.post(".+")  # the secret is the last path segment; WebhookService checks it
-def receive() -> Response[str]:
-    event = app.current_event
-    receipt = webhook_service().receive(event.raw_path, event.body, bool(event.is_base64_encoded))
+def answer(event: APIGatewayProxyEventV2) -> tuple[int, dict[str, Any]]:
+    """The secret is the last path segment, and WebhookService checks it."""
+    if event.request_context.http.method != "POST":
+        return HTTPStatus.NOT_FOUND, {"code": 404, "message": "not found"}
+    try:
+        receipt = webhook_service().receive(event.raw_path, event.body, bool(event.is_base64_encoded))
+    except (WebhookError, StorageUnavailable, GetParameterError) as error:
+        return refused(error)
     if receipt.tdr is None:
         logger.info("challenge answered")
-    else:
-        if receipt.parked:
-            logger.warning("table unavailable; TDR parked", transaction_id=receipt.tdr.transactionid)
-            metrics.add_metric(name=PARKED, unit=MetricUnit.Count, value=1)
-        if receipt.duplicate:
-            metrics.add_metric(name=REPEATED, unit=MetricUnit.Count, value=1)
-        # The table holds every TDR already: a line per TDR at INFO would add CloudWatch
-        # ingestion to the cost of every TDR for nothing new. Refusals and faults log at INFO+.
-        logger.debug(
-            "TDR received",
-            transaction_id=receipt.tdr.transactionid,
-            status=receipt.tdr.status.value,
-            duplicate=receipt.duplicate,
+        return HTTPStatus.OK, {"code": 0, "result": receipt.result()}
+    if receipt.parked:
+        logger.warning("table unavailable; TDR parked", transaction_id=receipt.tdr.transaction_id)
+        metrics.add_metric(name=PARKED, unit=MetricUnit.Count, value=1)
+    if receipt.duplicate:
+        metrics.add_metric(name=REPEATED, unit=MetricUnit.Count, value=1)
+    # The table holds every TDR already: a line per TDR at INFO would add CloudWatch
+    # ingestion to the cost of every TDR for nothing new. Refusals and faults log at INFO+.
+    logger.debug(
+        "TDR received",
+        transaction_id=receipt.tdr.transaction_id,
+        status=receipt.tdr.status.value,
+        duplicate=receipt.duplicate,
+    )
+    return HTTPStatus.OK, {"code": 0, "result": receipt.result()}
+
+
+def refused(error: Exception) -> tuple[int, dict[str, Any]]:
+    """Each error a request can meet, and its answer: 4xx for what the sender sent, 503 when it should retry."""
+    if isinstance(error, WebhookError):
+        logger.info("request refused", status=error.status, reason=error.message)
+        metrics.add_dimension(name="Reason", value=type(error).__name__)
+        metrics.add_metric(name=REFUSED, unit=MetricUnit.Count, value=1)
+        return error.status, {"code": error.status, "message": error.message}
+    cause = type(error.__cause__).__name__
+    if isinstance(error, StorageUnavailable):
+        metrics.add_metric(name=NOT_STORED, unit=MetricUnit.Count, value=1)
+        logger.error(
+            "TDR not stored; sender told to retry",
+            transaction_id=error.transaction_id,
+            cause=cause,
+            parking=error.parking,
         )
-    return _answer(HTTPStatus.OK, {"code": 0, "result": receipt.result()})
-
-
-@app.exception_handler(WebhookError)
-def refuse(error: WebhookError) -> Response[str]:
-    logger.info("request refused", status=error.status, reason=error.message)
-    metrics.add_dimension(name="Reason", value=type(error).__name__)
-    metrics.add_metric(name=REFUSED, unit=MetricUnit.Count, value=1)
-    return _answer(error.status, {"code": error.status, "message": error.message})
-
-
-@app.exception_handler(StorageUnavailable)
-def storage_unavailable(error: StorageUnavailable) -> Response[str]:
-    metrics.add_metric(name=NOT_STORED, unit=MetricUnit.Count, value=1)
-    logger.error(
-        "TDR not stored; sender told to retry",
-        transaction_id=error.transaction_id,
-        cause=type(error.__cause__).__name__,
-        parking=error.parking,
-    )
-    return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "the TDR could not be stored; retry later"})
-
-
-@app.exception_handler(parameters.exceptions.GetParameterError)
-def secret_unavailable(error: Exception) -> Response[str]:
-    logger.error("webhook secret unavailable", cause=type(error.__cause__).__name__)
-    return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "temporarily unavailable; retry later"})
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return _answer(HTTPStatus.NOT_FOUND, {"code": 404, "message": "not found"})
-
-
-def _answer(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(
-        status_code=int(status),
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-    )
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "the TDR could not be stored; retry later"}
+    logger.error("webhook secret unavailable", cause=cause)
+    return HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "temporarily unavailable; retry later"}
 
 
 def land_parked(record: SQSRecord) -> None:
-    """Write one parked TDR; a StorageUnavailable leaves it in the queue for a later try."""
-    attribute = record.message_attributes[RECEIVED_AT]  # None when absent (and .get would skip the wrapper)
-    when = attribute.string_value if attribute is not None else None
-    stored = webhook_service().land(record.body, received_at(when))
+    """Write one parked TDR; an error leaves it in the queue for a later try."""
+    stored = parking_drain().land(unpack(record.raw_event))
     logger.info("parked TDR landed", message_id=record.message_id, duplicate=not stored)
     metrics.add_metric(name=LANDED, unit=MetricUnit.Count, value=1)
 
@@ -132,7 +100,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         records = event.get("Records")
         if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
             return process_partial_response(event=event, record_handler=land_parked, processor=parked, context=context)
-        return app.resolve(event, context)
+        return receive(APIGatewayProxyEventV2(event))
     finally:
         # A stored TDR emits no metric (the stream counts it): no EMF line on the happy path.
         if metrics.metric_set:

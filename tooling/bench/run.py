@@ -202,10 +202,7 @@ def alert_batch(app_id: str, size: int) -> dict[str, Any]:
     records = []
     for index in range(size):
         body = typical_tdr(app_id, f"bench-{index:05d}", Status.UNDELIVERED)
-        tdr = Tdr.model_validate(
-            {k.lower(): v for k, v in body.items() if v != "" and k != "RecipientNumber"}
-            | {"recipientnumber": "85298765432"}
-        )
+        tdr = Tdr.model_validate({k: v for k, v in body.items() if v != ""} | {"RecipientNumber": "85298765432"})
         item = to_item(tdr, json.dumps(body), _now(), _now())
         records.append(
             {

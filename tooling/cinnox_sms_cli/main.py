@@ -23,6 +23,7 @@ from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy
 from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import CinnoxError
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
@@ -233,39 +234,35 @@ def stack_output(session: boto3.Session, endpoint_url: str | None, stack: str, n
     raise LookupError(f"stack {stack} has no output {name}")
 
 
+# Shown by the item's attribute names; the raw body is long and the TTL is the table's business.
+# receivedAt is always shown ("" when the item has none).
+_NOT_SHOWN = {"transaction_id", "status", "raw", "expires_at"}
+
+
 def as_json(found: SmsStatus) -> dict[str, Any]:
     return {
-        "transactionId": found.transaction_id,
+        StoredTdr.attribute("transaction_id"): found.transaction_id,
         "currentStatus": found.current.value,
         "failed": found.failed,
         "history": [
-            {
-                "status": r.status.value,
-                "receivedAt": r.received_at,
-                **{k: v for k, v in r.item.items() if k not in ("raw", "transactionId", "status")},
-            }
+            {"status": r.status.value}
+            | r.stored.model_copy(update={"received_at": r.received_at}).as_record(_NOT_SHOWN)
             for r in found.history
         ],
     }
 
 
 def as_text(found: SmsStatus) -> str:
-    latest = found.history[-1].item
-    recipient = latest.get("recipientNumber")
+    latest = found.history[-1].stored
     lines = [
         f"SMS {found.transaction_id}: {found.current.value}{' (not delivered)' if found.failed else ''}",
-        f"  recipient  {'+' + recipient.lstrip('+') if recipient else 'unknown'}"
-        f" ({latest.get('recipientCountry', 'country unknown')})",
+        f"  recipient  {latest.recipient or 'unknown'} ({latest.recipient_country or 'country unknown'})",
         "  history",
     ]
     for report in found.history:
+        stored = report.stored
         details = ", ".join(
-            v
-            for v in (
-                report.item.get("exception"),
-                report.item.get("responseCode") and f"response code {report.item['responseCode']}",
-            )
-            if v
+            v for v in (stored.exception, stored.response_code and f"response code {stored.response_code}") if v
         )
         lines.append(f"    {report.status.value:<12} received {report.received_at}{'  ' + details if details else ''}")
     return "\n".join(lines)

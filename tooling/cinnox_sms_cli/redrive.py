@@ -15,9 +15,8 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from cinnox_sms.alerts import AlertPublisher, dispatch
 from cinnox_sms.errors import StorageUnavailable, WebhookError
-from cinnox_sms.model import parse_inbound
-from cinnox_sms.parking import RECEIVED_AT, received_at
-from cinnox_sms.webhook import parse_json
+from cinnox_sms.parking import unpack
+from cinnox_sms.webhook import ParkingDrain
 
 if TYPE_CHECKING:
     from cinnox_sms.store import TdrStore
@@ -55,13 +54,10 @@ def _messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 
 def redrive_parked(sqs: Any, queue_url: str, store: TdrStore, done: Redriven) -> None:
+    drain = ParkingDrain(store)  # the webhook's own drain: what it would land, this lands
     for message in _messages(sqs, queue_url):
-        attribute = message.get("MessageAttributes", {}).get(RECEIVED_AT, {}).get("StringValue")
         try:
-            inbound = parse_inbound(parse_json(message["Body"]))
-            if inbound.tdr is None:
-                raise WebhookError("no TDR in the message")
-            stored = store.put(inbound.tdr, message["Body"], received_at(attribute))
+            stored = drain.land(unpack(message))
         except WebhookError as error:
             done.left_in_queue += 1
             done.problems.append(f"parked message {message['MessageId']} is not a TDR: {error.message}")

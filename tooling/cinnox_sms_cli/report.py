@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cinnox_sms.item import StoredTdr, projection
 from cinnox_sms.model import Status
 from cinnox_sms.query import current_status
 
@@ -49,11 +50,12 @@ class CountryLine:
 def scan_since(client: Any, table: str, start: datetime) -> Iterable[dict[str, Any]]:
     """Items received since start (a Scan: its cost grows with the table)."""
     paginator = client.get_paginator("scan")
+    projected, names = projection("transaction_id", "status", "recipient_country", "received_at")
     for page in paginator.paginate(
         TableName=table,
-        FilterExpression="receivedAt >= :since",
-        ProjectionExpression="transactionId, #s, recipientCountry, receivedAt",
-        ExpressionAttributeNames={"#s": "status"},
+        FilterExpression="#received_at >= :since",  # receivedAt sorts as text
+        ProjectionExpression=projected,
+        ExpressionAttributeNames=names,
         ExpressionAttributeValues={":since": {"S": start.astimezone(UTC).isoformat(timespec="milliseconds")}},
     ):
         yield from page["Items"]
@@ -62,10 +64,10 @@ def scan_since(client: Any, table: str, start: datetime) -> Iterable[dict[str, A
 def by_country(items: Iterable[dict[str, Any]]) -> list[CountryLine]:
     """One line per country, each SMS counted once under its current status."""
     messages: dict[str, dict[str, Any]] = {}
-    for item in items:
-        entry = messages.setdefault(item["transactionId"]["S"], {"reports": [], "country": None})
-        entry["reports"].append((Status(item["status"]["S"]), item.get("receivedAt", {}).get("S", "")))
-        entry["country"] = entry["country"] or item.get("recipientCountry", {}).get("S")
+    for stored in map(StoredTdr.from_item, items):
+        entry = messages.setdefault(stored.transaction_id, {"reports": [], "country": None})
+        entry["reports"].append((Status(stored.status), stored.received_at or ""))
+        entry["country"] = entry["country"] or stored.recipient_country
     lines: dict[str, CountryLine] = {}
     for entry in messages.values():
         line = lines.setdefault(entry["country"] or "??", CountryLine(entry["country"] or "??"))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cinnox_sms.item import StoredTdr
 from cinnox_sms_cli.report import CountryLine, by_country, render, scan_since, since
 from local_stack.demo import Account, AlertInbox, Check, check, percentile, run_demo, summary
 from local_stack.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
@@ -388,12 +389,11 @@ Alerts, as they are published:""",
     )
     try:
         while not run.requested.is_set():
-            for alert in inbox.receive(wait_seconds=1):
-                recipient = alert.get("recipientNumber")
+            for alert in map(StoredTdr.from_stream_image, inbox.receive(wait_seconds=1)):  # records are NewImages
                 print(
-                    f"  {time.strftime('%H:%M:%S')}  {alert['status']:<11} {alert['transactionId']}  "
-                    f"to {'+' + recipient.lstrip('+') if recipient else '?'} ({alert.get('recipientCountry', '?')})"
-                    f"  {alert.get('exception', '')}",
+                    f"  {time.strftime('%H:%M:%S')}  {alert.status:<11} {alert.transaction_id}  "
+                    f"to {alert.recipient or '?'} ({alert.recipient_country or '?'})"
+                    f"  {alert.exception or ''}",
                     flush=True,
                 )
     except KeyboardInterrupt:  # the signal that stops `local`: its normal end

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from cinnox_sms.item import StoredTdr, projection
 from cinnox_sms.model import FAILURE_STATUSES, Status
 from local_stack.traffic import Delivery, Outcome, Sender, Sms, plan_day
 
@@ -100,7 +101,8 @@ def run_demo(
 
     def receive_alerts() -> None:
         while receiving.is_set():
-            alerts.update((a["transactionId"], a["status"]) for a in inbox.receive(wait_seconds=1))
+            stored = map(StoredTdr.from_stream_image, inbox.receive(wait_seconds=1))  # each record is a NewImage
+            alerts.update((s.transaction_id, s.status) for s in stored)
 
     receiver = threading.Thread(target=receive_alerts, daemon=True)
     receiver.start()
@@ -253,10 +255,9 @@ def summary(account: Account) -> str:
 def _scan(aws: boto3.Session, table: str) -> set[tuple[str, str]]:
     keys: set[tuple[str, str]] = set()
     paginator = aws.client("dynamodb").get_paginator("scan")
-    for page in paginator.paginate(
-        TableName=table, ProjectionExpression="transactionId, #s", ExpressionAttributeNames={"#s": "status"}
-    ):
-        keys |= {(item["transactionId"]["S"], item["status"]["S"]) for item in page["Items"]}
+    projected, names = projection("transaction_id", "status")
+    for page in paginator.paginate(TableName=table, ProjectionExpression=projected, ExpressionAttributeNames=names):
+        keys |= {(s.transaction_id, s.status) for s in map(StoredTdr.from_item, page["Items"])}
     return keys
 
 

@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import FAILURE_STATUSES, Status
 
 if TYPE_CHECKING:
@@ -39,48 +41,47 @@ class Alert:
     """A failed SMS, from the stored item (the stream's NewImage)."""
 
     key: str  # the stream record's sequence number
-    item: dict[str, Any]
+    item: dict[str, Any]  # the NewImage as stored: the alert's machine-readable record
+    tdr: StoredTdr
 
     @classmethod
     def from_image(cls, key: str, image: dict[str, Any]) -> Alert | None:
         """The alert for a stored TDR; None when its status is not a failure."""
-        if not isinstance(image.get("transactionId"), str) or not isinstance(image.get("status"), str):
-            raise NotAnAlert("the record's NewImage has no transactionId or status")
-        if image["status"] not in FAILURE_STATUSES:
+        try:
+            tdr = StoredTdr.from_stream_image(image)
+        except ValidationError:
+            raise NotAnAlert("the record's NewImage has no transactionId or status") from None
+        if tdr.status not in FAILURE_STATUSES:
             return None  # the template's FilterCriteria should keep these away
-        return cls(key=key, item=image)
+        return cls(key=key, item=image, tdr=tdr)
 
     @property
     def status(self) -> Status:
-        return Status(self.item["status"])
-
-    def text(self, name: str) -> str | None:
-        value = self.item.get(name)
-        return None if value is None else str(value)
+        return Status(self.tdr.status)
 
     def subject(self) -> str:
-        recipient = self.text("recipientNumber")
-        where = f" to +{recipient.lstrip('+')}" if recipient else ""
-        country = self.text("recipientCountry")
-        subject = f"SMS {self.status.value}{where}{f' ({country})' if country else ''}: {self.item['transactionId']}"
+        recipient = self.tdr.recipient
+        where = f" to {recipient}" if recipient else ""
+        country = self.tdr.recipient_country
+        subject = f"SMS {self.status.value}{where}{f' ({country})' if country else ''}: {self.tdr.transaction_id}"
         # SNS subjects: printable ASCII, no line breaks, under 100 characters.
         subject = "".join(c if " " <= c <= "~" else "?" for c in subject)
         return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 3] + "..."
 
     def body(self) -> str:
-        recipient = self.text("recipientNumber")
+        tdr = self.tdr
         lines = [
             f"An outbound SMS sent through CINNOX was {self.status.value.lower()}.",
             "",
             f"Status:          {self.status.value}",
-            f"Transaction ID:  {self.item['transactionId']}",
-            f"Recipient:       {'+' + recipient.lstrip('+') if recipient else 'unknown'}",
-            f"Country:         {self.text('recipientCountry') or 'unknown'}",
-            f"Exception:       {self.text('exception') or 'none given'}",
-            f"Response code:   {self.text('responseCode') or 'none given'}",
-            f"Service ID:      {self.text('serviceId') or 'unknown'}",
-            f"App ID:          {self.text('appId') or 'unknown'}",
-            f"Received:        {self.text('receivedAt') or 'unknown'}",
+            f"Transaction ID:  {tdr.transaction_id}",
+            f"Recipient:       {tdr.recipient or 'unknown'}",
+            f"Country:         {tdr.recipient_country or 'unknown'}",
+            f"Exception:       {tdr.exception or 'none given'}",
+            f"Response code:   {tdr.response_code or 'none given'}",
+            f"Service ID:      {tdr.service_id or 'unknown'}",
+            f"App ID:          {tdr.app_id or 'unknown'}",
+            f"Received:        {tdr.received_at or 'unknown'}",
             "",
             "The full record, as stored:",
             self.record_json(indent=2),
@@ -92,12 +93,13 @@ class Alert:
 
     def attributes(self) -> dict[str, Any]:
         """Message attributes for subscription filter policies; empty values are left out."""
-        names = {"status": "status", "country": "recipientCountry", "appId": "appId", "serviceId": "serviceId"}
-        return {
-            attribute: {"DataType": "String", "StringValue": value}
-            for attribute, item_name in names.items()
-            if (value := self.text(item_name))
+        values = {
+            "status": self.tdr.status,
+            "country": self.tdr.recipient_country,
+            "appId": self.tdr.app_id,
+            "serviceId": self.tdr.service_id,
         }
+        return {attribute: {"DataType": "String", "StringValue": value} for attribute, value in values.items() if value}
 
     def entry(self, entry_id: str) -> PublishBatchRequestEntryTypeDef:
         return {
@@ -114,11 +116,12 @@ class Alert:
         text = self._message()
         if len(text.encode()) <= MAX_MESSAGE_BYTES:
             return text
-        item = {k: v for k, v in self.item.items() if k != "raw"} | {
-            "raw": None,
+        raw = StoredTdr.attribute("raw")
+        item = {k: v for k, v in self.item.items() if k != raw} | {
+            raw: None,
             "rawOmitted": "the raw body is too large for an SNS message; it is in the table",
         }
-        return Alert(self.key, item)._message()
+        return Alert(self.key, item, self.tdr)._message()
 
     def _message(self) -> str:
         machine = self.record_json()

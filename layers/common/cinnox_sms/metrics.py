@@ -11,6 +11,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import ValidationError
+
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Status
 
 # TDRs stored, counted from the table's stream (one metric blob per batch, not per TDR).
@@ -48,7 +51,12 @@ def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) ->
     """
     counts: Counter[Status] = Counter()
     for event_name, image in records:
-        status = (image or {}).get("status")
-        if event_name == "INSERT" and isinstance(status, str) and status in Status._value2member_map_:
+        if event_name != "INSERT" or image is None:
+            continue
+        try:
+            status = StoredTdr.from_stream_image(image).status
+        except ValidationError:
+            continue  # not a TDR: an item someone else put in the table
+        if status in Status._value2member_map_:
             counts[Status(status)] += 1
     return counts

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from cinnox_sms.errors import BadRequest
 
@@ -36,20 +36,6 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 _PHONE_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 
-# Wire names as CINNOX documents them, keyed by their folded form.
-WIRE_NAMES = {
-    "type": "Type",
-    "appid": "AppID",
-    "serviceid": "ServiceID",
-    "transactionid": "TransactionID",
-    "recipientnumber": "RecipientNumber",
-    "recipientcountry": "RecipientCountry",
-    "responsecode": "ResponseCode",
-    "status": "Status",
-    "exception": "Exception",
-}
-_REQUIRED = ("transactionid", "status", "appid")
-
 
 def fold(name: str) -> str:
     """``TransactionID``, ``transactionId``, ``transaction_id`` all fold to ``transactionid``."""
@@ -57,19 +43,19 @@ def fold(name: str) -> str:
 
 
 class Tdr(BaseModel):
-    """A validated TDR. Field names here are the folded wire names."""
+    """A validated TDR. The aliases are the wire names as CINNOX documents them."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
-    transactionid: Identifier
-    status: Status
-    appid: Identifier
-    type: Literal["tdr"] | None = None
-    serviceid: Identifier | None = None
-    recipientnumber: str | None = None
-    recipientcountry: str | None = None
-    responsecode: Annotated[str, StringConstraints(max_length=64)] | None = None
-    exception: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    transaction_id: Identifier = Field(alias="TransactionID")
+    status: Status = Field(alias="Status")
+    app_id: Identifier = Field(alias="AppID")
+    type: Literal["tdr"] | None = Field(None, alias="Type")
+    service_id: Identifier | None = Field(None, alias="ServiceID")
+    recipient_number: str | None = Field(None, alias="RecipientNumber")
+    recipient_country: str | None = Field(None, alias="RecipientCountry")
+    response_code: Annotated[str, StringConstraints(max_length=64)] | None = Field(None, alias="ResponseCode")
+    exception: Annotated[str, StringConstraints(max_length=1024)] | None = Field(None, alias="Exception")
 
     @field_validator("status", mode="before")
     @classmethod
@@ -88,7 +74,7 @@ class Tdr(BaseModel):
             return "tdr"
         raise ValueError(f'must be "tdr", not {_quote(value)}')
 
-    @field_validator("recipientnumber", mode="before")
+    @field_validator("recipient_number", mode="before")
     @classmethod
     def _recipient_number(cls, value: Any) -> str:
         # CINNOX documents a JSON number; strings of digits are accepted as well.
@@ -98,14 +84,14 @@ class Tdr(BaseModel):
             return value.strip()
         raise ValueError("must be digits (country code and number), as a number or a string")
 
-    @field_validator("recipientcountry", mode="before")
+    @field_validator("recipient_country", mode="before")
     @classmethod
     def _country(cls, value: Any) -> str:
         if isinstance(value, str) and _COUNTRY.fullmatch(value.strip()):
             return value.strip().upper()
         raise ValueError("must be a two-letter ISO 3166 country code")
 
-    @field_validator("responsecode", mode="before")
+    @field_validator("response_code", mode="before")
     @classmethod
     def _response_code(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -115,6 +101,11 @@ class Tdr(BaseModel):
     @property
     def failed(self) -> bool:
         return self.status.is_failure
+
+
+# Wire names keyed by their folded form: how a body's field names are matched.
+WIRE_NAMES = {fold(str(field.alias)): str(field.alias) for field in Tdr.model_fields.values()}
+_REQUIRED = tuple(fold(str(field.alias)) for field in Tdr.model_fields.values() if field.is_required())
 
 
 @dataclass(frozen=True)
@@ -137,7 +128,7 @@ def parse_inbound(body: Any) -> Inbound:
         return Inbound(tdr=None, challenge=challenge)
     # Blank optional fields are how CINNOX says "none" (ResponseCode, Exception).
     values = {
-        name: value
+        WIRE_NAMES[name]: value
         for name, value in known.items()
         if not (name not in _REQUIRED and (value is None or (isinstance(value, str) and not value.strip())))
     }
@@ -178,7 +169,7 @@ def _fold_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        name = WIRE_NAMES.get(str(item["loc"][0]), str(item["loc"][0])) if item["loc"] else "body"
+        name = str(item["loc"][0]) if item["loc"] else "body"  # the wire name: Tdr is validated by alias
         if item["type"] == "missing":
             problems.append(f"{name} is required")
         else:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Status
-from cinnox_sms.store import ITEM_ATTRIBUTES, RECEIVED_AT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -20,8 +20,8 @@ RANK = {Status.SUBMITTED: 0, Status.DELIVERED: 1, Status.UNDELIVERED: 1, Status.
 @dataclass(frozen=True)
 class StatusReport:
     status: Status
-    received_at: str
-    item: dict[str, str]
+    received_at: str  # "" when the item has none
+    stored: StoredTdr
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def sms_status(client: DynamoDBClient, table_name: str, transaction_id: str) -> 
     arguments: dict[str, Any] = {
         "TableName": table_name,
         "KeyConditionExpression": "#id = :id",
-        "ExpressionAttributeNames": {"#id": ITEM_ATTRIBUTES["transactionid"]},
+        "ExpressionAttributeNames": {"#id": StoredTdr.attribute("transaction_id")},
         "ExpressionAttributeValues": {":id": {"S": transaction_id}},
         "ConsistentRead": True,
     }
@@ -61,13 +61,7 @@ def sms_status(client: DynamoDBClient, table_name: str, transaction_id: str) -> 
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     if not items:
         return None
-    reports = [
-        StatusReport(
-            Status(item[ITEM_ATTRIBUTES["status"]]["S"]),
-            item.get(RECEIVED_AT, {}).get("S", ""),
-            {name: value["S"] for name, value in item.items() if "S" in value},
-        )
-        for item in items
-    ]
+    stored = [StoredTdr.from_item(item) for item in items]
+    reports = [StatusReport(Status(s.status), s.received_at or "", s) for s in stored]
     reports.sort(key=lambda report: (RANK[report.status], report.received_at))
     return SmsStatus(transaction_id, reports)

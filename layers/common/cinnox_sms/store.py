@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cinnox_sms.errors import StorageUnavailable
+from cinnox_sms.item import StoredTdr
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from cinnox_sms.model import Tdr
 
-# Item attribute names. The key attributes must match the table's KeySchema in
-# template.yaml; the tests create their tables from that schema, so a drift fails.
-ITEM_ATTRIBUTES = {
-    "transactionid": "transactionId",
-    "status": "status",
-    "appid": "appId",
-    "serviceid": "serviceId",
-    "type": "type",
-    "recipientnumber": "recipientNumber",
-    "recipientcountry": "recipientCountry",
-    "responsecode": "responseCode",
-    "exception": "exception",
-}
-RAW_BODY = "raw"
-RECEIVED_AT = "receivedAt"
-EXPIRES_AT = "expiresAt"
-
-_NEW_ITEM_ONLY = "attribute_not_exists(transactionId)"
+# Written once: a repeat of the same key is refused and so adds no stream record.
+_NEW_ITEM_ONLY = f"attribute_not_exists({StoredTdr.attribute('transaction_id')})"
 
 
 class TdrStore:
@@ -48,23 +33,18 @@ class TdrStore:
         try:
             self._client.put_item(
                 TableName=self._table_name,
-                Item=to_item(tdr, raw_body, received_at, received_at + self._retention),
+                Item=StoredTdr.from_tdr(tdr, raw_body, received_at, received_at + self._retention).to_item(),
                 ConditionExpression=_NEW_ITEM_ONLY,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise StorageUnavailable(tdr.transactionid) from error
+            raise StorageUnavailable(tdr.transaction_id) from error
         except BotoCoreError as error:
-            raise StorageUnavailable(tdr.transactionid) from error
+            raise StorageUnavailable(tdr.transaction_id) from error
         return True
 
 
 def to_item(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        ITEM_ATTRIBUTES[name]: {"S": str(value)} for name, value in tdr.model_dump(exclude_none=True).items()
-    }
-    item[RAW_BODY] = {"S": raw_body}
-    item[RECEIVED_AT] = {"S": received_at.astimezone(UTC).isoformat(timespec="milliseconds")}
-    item[EXPIRES_AT] = {"N": str(int(expires_at.timestamp()))}
-    return item
+    """The PutItem attribute map of a TDR: what ``put`` writes (the benchmark sizes items with it)."""
+    return StoredTdr.from_tdr(tdr, raw_body, received_at, expires_at).to_item()

@@ -16,7 +16,7 @@ from cinnox_sms.errors import BadRequest, Forbidden, NotFound, ParkingUnavailabl
 from cinnox_sms.model import Tdr, parse_inbound
 
 if TYPE_CHECKING:
-    from cinnox_sms.parking import ParkingQueue
+    from cinnox_sms.parking import ParkedTdr, ParkingQueue
     from cinnox_sms.store import TdrStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -35,7 +35,7 @@ class Receipt:
         result: dict[str, Any] = {}
         if self.tdr is not None:
             result |= {
-                "transactionId": self.tdr.transactionid,
+                "transactionId": self.tdr.transaction_id,
                 "status": self.tdr.status.value,
                 "duplicate": self.duplicate,
             }
@@ -89,7 +89,7 @@ class WebhookService:
         inbound = parse_inbound(parse_json(text))
         if inbound.tdr is None:
             return Receipt(tdr=None, challenge=inbound.challenge)
-        if inbound.tdr.appid != self._app_id:
+        if inbound.tdr.app_id != self._app_id:
             raise Forbidden("AppID does not match the app this webhook was subscribed for")
         received_at = self._clock()
         try:
@@ -101,16 +101,31 @@ class WebhookService:
             try:
                 self._parking.park(text, received_at)
             except ParkingUnavailable as parking_error:
-                raise StorageUnavailable(inbound.tdr.transactionid, parking=str(parking_error)) from parking_error
+                raise StorageUnavailable(inbound.tdr.transaction_id, parking=str(parking_error)) from parking_error
             return Receipt(tdr=inbound.tdr, challenge=inbound.challenge, parked=True)
         return Receipt(tdr=inbound.tdr, challenge=inbound.challenge, duplicate=not stored)
 
-    def land(self, raw_body: str, received_at: datetime) -> bool:
-        """Write a parked TDR; False when it was stored already. StorageUnavailable: try again later."""
-        inbound = parse_inbound(parse_json(raw_body))
+    @property
+    def store(self) -> TdrStore:
+        return self._store
+
+
+class ParkingDrain:
+    """Writes parked TDRs to the table: for the webhook's SQS event source and `cinnox-sms redrive` alike."""
+
+    def __init__(self, store: TdrStore) -> None:
+        self._store = store
+
+    def land(self, parked: ParkedTdr) -> bool:
+        """True when written, False when it was stored already.
+
+        A message that holds no TDR is refused (BadRequest) and so stays in the queue for an operator
+        to look at; StorageUnavailable: the table still cannot be written, try again later.
+        """
+        inbound = parse_inbound(parse_json(parked.raw_body))
         if inbound.tdr is None:
-            return False
-        return self._store.put(inbound.tdr, raw_body, received_at)
+            raise BadRequest("no TDR in the message")
+        return self._store.put(inbound.tdr, parked.raw_body, parked.received_at)
 
 
 def decode_body(body: str | None, is_base64_encoded: bool) -> str:

@@ -1,0 +1,112 @@
+"""The TDR table's item: one per (TransactionID, Status), the only place its attribute names are spelled.
+
+Python field names are snake_case; the aliases are the attribute names deployed tables
+hold, so they never change. The key attributes must match the table's KeySchema in
+template.yaml: the tests create their tables from that schema, so a drift fails.
+
+Reading is lenient, writing is not: what is written comes from a validated ``Tdr``,
+while what is read may be a Scan's projection or an item edited by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from cinnox_sms.model import Tdr
+
+
+def _text(value: Any) -> Any:
+    # A hand edit may store a number where text is expected: shown as it reads.
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _whole_seconds(value: Any) -> int | None:
+    # The TTL as epoch seconds (a stream image's Decimal, an item's N text); anything else reads as none.
+    try:
+        seconds = Decimal(str(value))
+        return int(seconds) if seconds == seconds.to_integral_value() else None
+    except ArithmeticError:
+        return None
+
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+
+
+class StoredTdr(BaseModel):
+    """One stored TDR: ``from_tdr`` + ``to_item`` to write it, ``from_item`` / ``from_stream_image`` to read it."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore")
+
+    # In the order of the attributes of the PutItem request, which has always been this one.
+    transaction_id: str = Field(alias="transactionId", strict=True)
+    status: str = Field(alias="status", strict=True)  # a Status, unless edited by hand
+    app_id: Text = Field(None, alias="appId")
+    type: Text = Field(None, alias="type")
+    service_id: Text = Field(None, alias="serviceId")
+    recipient_number: Text = Field(None, alias="recipientNumber")
+    recipient_country: Text = Field(None, alias="recipientCountry")
+    response_code: Text = Field(None, alias="responseCode")
+    exception: Text = Field(None, alias="exception")
+    raw: Text = Field(None, alias="raw")  # the body as CINNOX posted it
+    received_at: Text = Field(None, alias="receivedAt")  # ISO 8601, UTC, milliseconds: sorts as text
+    expires_at: Annotated[int | None, BeforeValidator(_whole_seconds)] = Field(None, alias="expiresAt")  # TTL
+
+    @classmethod
+    def attribute(cls, field: str) -> str:
+        """The item's attribute name of a field (its alias), for expressions: ``attribute("transaction_id")``."""
+        return str(cls.model_fields[field].alias)
+
+    @classmethod
+    def from_tdr(cls, tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> StoredTdr:
+        return cls(
+            **tdr.model_dump(mode="json", exclude_none=True),
+            raw=raw_body,
+            received_at=received_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+            expires_at=int(expires_at.timestamp()),
+        )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Mapping[str, Any]]) -> StoredTdr:
+        """From DynamoDB JSON (GetItem, Query, Scan); attributes of other types than S and N are ignored."""
+        return cls.model_validate(
+            {name: value.get("S", value.get("N")) for name, value in item.items() if "S" in value or "N" in value}
+        )
+
+    @classmethod
+    def from_stream_image(cls, image: Mapping[str, Any]) -> StoredTdr:
+        """From a stream record's NewImage as Powertools deserializes it (numbers as Decimal).
+
+        Raises pydantic's ValidationError when transactionId or status is missing or not text.
+        """
+        return cls.model_validate(image)
+
+    def to_item(self) -> dict[str, dict[str, str]]:
+        """The PutItem attribute map: text as S, the TTL as N; absent fields are left out."""
+        # A plain loop: on every webhook call, and twice as fast as model_dump here.
+        item = {}
+        for field, info in type(self).model_fields.items():
+            value = getattr(self, field)
+            if value is not None:
+                item[str(info.alias)] = {"N": str(value)} if field == "expires_at" else {"S": value}
+        return item
+
+    def as_record(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """Plain JSON by attribute name (as an operator reads the table); absent fields are left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, exclude=exclude)
+
+    @property
+    def recipient(self) -> str | None:
+        """The recipient as a phone number is written: ``+`` and digits (CINNOX sends digits, maybe a ``+``)."""
+        return "+" + self.recipient_number.lstrip("+") if self.recipient_number else None
+
+
+def projection(*fields: str) -> tuple[str, dict[str, str]]:
+    """A ProjectionExpression of fields and its ExpressionAttributeNames (``status`` is a reserved word)."""
+    names = {f"#{field}": StoredTdr.attribute(field) for field in fields}
+    return ", ".join(names), names

@@ -1,0 +1,183 @@
+"""The webhook's wiring and its parked-message format: built once from settings, one session, one format."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from cinnox_sms import wiring
+from cinnox_sms.errors import BadRequest
+from cinnox_sms.parking import RECEIVED_AT, ParkedTdr, pack, unpack
+from cinnox_sms.settings import WebhookSettings
+from cinnox_sms.store import TdrStore
+from cinnox_sms.webhook import ParkingDrain
+from conftest import LambdaContext, Stack, http_event, table_items, tdr
+from local_stack.streams import sqs_record
+from local_stack.template import ROOT
+
+RECEIVED = datetime(2026, 11, 27, 13, 0, 0, 123000, tzinfo=UTC)
+
+
+class CountingSession(boto3.Session):
+    """A boto3 session that notes each client it makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[str] = []
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        self.made.append(args[0] if args else kwargs["service_name"])
+        return super().client(*args, **kwargs)
+
+
+def _settings(stack: Stack) -> WebhookSettings:
+    return WebhookSettings.model_validate(stack.environment("WebhookFunction"))
+
+
+def test_one_session_builds_every_client_and_sqs_waits_for_the_first_parked_tdr(stack: Stack) -> None:
+    # Given the webhook's settings and one session
+    session = CountingSession()
+    # When the service is built, and then parks a TDR
+    service = wiring.build_webhook_service(_settings(stack), session)
+    made_at_build = list(session.made)
+    assert service._parking is not None
+    service._parking.park(json.dumps(tdr()), RECEIVED)
+    # Then Secrets Manager's and DynamoDB's clients came from that session at once, SQS's only when needed
+    assert sorted(made_at_build) == ["dynamodb", "secretsmanager"]
+    assert session.made[2:] == ["sqs"]
+
+
+def test_the_function_service_is_built_once_from_the_default_session_and_the_drain_shares_its_table_client(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function's environment, and boto3's default session watched
+    for name, value in stack.environment("WebhookFunction").items():
+        monkeypatch.setenv(name, value)
+    session = CountingSession()
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    wiring.webhook_service.cache_clear()
+    try:
+        # When the service and the drain are asked for, twice
+        first, second = wiring.webhook_service(), wiring.webhook_service()
+        drain = wiring.parking_drain()
+        # Then there is one service, its clients came from the default session once each,
+        # and the drain writes through the service's own table client
+        assert first is second
+        assert sorted(session.made) == ["dynamodb", "secretsmanager"]
+        assert drain._store is first.store
+    finally:
+        wiring.webhook_service.cache_clear()
+
+
+def test_parked_message_reads_back_the_same_from_the_queue_and_from_lambdas_event(stack: Stack) -> None:
+    """SQS message attributes as ReceiveMessage gives them, and as Lambda's SQS event does
+    ("Using Lambda with Amazon SQS": messageAttributes, stringValue)."""
+    # Given a TDR packed into the parking queue
+    sqs = boto3.client("sqs")
+    parked = ParkedTdr(raw_body=json.dumps(tdr(Status="Rejected")), received_at=RECEIVED)
+    body, attributes = pack(parked)
+    sqs.send_message(QueueUrl=stack.refs["ParkingQueue"], MessageBody=body, MessageAttributes=attributes)
+    # When it is received by a client, and laid out as Lambda's event source would
+    [message] = sqs.receive_message(QueueUrl=stack.refs["ParkingQueue"], MessageAttributeNames=["All"])["Messages"]
+    record = sqs_record(message, stack.attrs["ParkingQueue.Arn"])
+    # Then both read back the raw body and the time received, exactly
+    assert unpack(message) == parked
+    assert unpack(record) == parked
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [None, {}, {RECEIVED_AT: {"DataType": "String"}}, {RECEIVED_AT: {"StringValue": "yesterday"}}],
+    ids=["no attributes", "empty", "no value", "unreadable"],
+)
+def test_parked_message_without_a_readable_time_is_taken_as_received_now(attributes: dict[str, Any] | None) -> None:
+    # Given a parked message whose receivedAt is missing or not a time
+    message: dict[str, Any] = {"Body": "{}", "MessageAttributes": attributes}
+    before = datetime.now(UTC)
+    # When it is unpacked
+    parked = unpack(message)
+    # Then its body is kept and the time is now, in UTC
+    assert parked.raw_body == "{}"
+    assert before <= parked.received_at <= datetime.now(UTC)
+    assert parked.received_at.utcoffset() == timedelta(0)
+
+
+def test_drain_refuses_a_message_that_holds_no_tdr(stack: Stack) -> None:
+    # Given the drain over the stack's table
+    drain = ParkingDrain(TdrStore(boto3.client("dynamodb"), stack.table_name, 400))
+    # When a message without a TDR is landed, Then it is refused and nothing is written
+    with pytest.raises(BadRequest, match="no TDR in the message"):
+        drain.land(ParkedTdr(raw_body='{"challenge": "x"}', received_at=RECEIVED))
+    assert table_items(stack) == []
+    # And a TDR lands once, with the time it was first received
+    body = json.dumps(tdr())
+    assert drain.land(ParkedTdr(raw_body=body, received_at=RECEIVED)) is True
+    assert drain.land(ParkedTdr(raw_body=body, received_at=RECEIVED)) is False
+    [item] = table_items(stack)
+    assert item["receivedAt"] == {"S": "2026-11-27T13:00:00.123+00:00"}
+
+
+def test_handler_leaves_a_parked_message_without_a_tdr_in_the_queue(
+    webhook: ModuleType, stack: Stack, context: LambdaContext
+) -> None:
+    """Partial batch answers: "Using Lambda with Amazon SQS" (ReportBatchItemFailures)."""
+    # Given a message in the parking queue that holds no TDR, beside a parked TDR
+    sqs = boto3.client("sqs")
+    for raw in ('{"challenge": "x"}', json.dumps(tdr())):
+        body, attributes = pack(ParkedTdr(raw_body=raw, received_at=RECEIVED))
+        sqs.send_message(QueueUrl=stack.refs["ParkingQueue"], MessageBody=body, MessageAttributes=attributes)
+    messages = sqs.receive_message(
+        QueueUrl=stack.refs["ParkingQueue"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    # When the webhook drains them
+    event = {"Records": [sqs_record(m, stack.attrs["ParkingQueue.Arn"]) for m in messages]}
+    answer = webhook.lambda_handler(event, context)
+    # Then the TDR is written, and only the other is reported failed (it stays for an operator, as redrive leaves it)
+    not_a_tdr = next(m["MessageId"] for m in messages if "challenge" in m["Body"])
+    assert answer == {"batchItemFailures": [{"itemIdentifier": not_a_tdr}]}
+    assert len(table_items(stack)) == 1
+
+
+def test_http_answer_has_the_payload_2_0_shape(webhook: ModuleType, stack: Stack, context: LambdaContext) -> None:
+    """Payload format 2.0 answer: "Create AWS Lambda proxy integrations for HTTP APIs in API Gateway"."""
+    # Given requests that are answered 200, 404 and 400
+    cases = [
+        (http_event(f"/tdr/{stack.webhook_secret}", '{"challenge": "c"}'), 200),
+        (http_event("/tdr/wrong", '{"challenge": "c"}'), 404),
+        (http_event(f"/tdr/{stack.webhook_secret}", "{"), 400),
+        (http_event(f"/tdr/{stack.webhook_secret}", "{}", method="GET"), 404),
+    ]
+    for event, status in cases:
+        # When each is answered
+        response = webhook.lambda_handler(event, context)
+        # Then the answer is a JSON body with its Content-Type, not base64, no cookies: nothing else
+        assert response == {
+            "statusCode": status,
+            "body": response["body"],
+            "isBase64Encoded": False,
+            "headers": {"Content-Type": "application/json"},
+            "cookies": [],
+        }
+        assert json.loads(response["body"])["code"] in (0, status)
+
+
+def test_handler_imports_no_http_router() -> None:
+    # Given the webhook's handler, imported as Lambda imports it (the layer on the path)
+    code = (
+        "import sys, app; print(sorted(m for m in sys.modules if m.startswith('aws_lambda_powertools.event_handler')))"
+    )
+    path = os.pathsep.join([str(ROOT / "functions" / "webhook"), str(ROOT / "layers" / "common")])
+    # When it is imported in a fresh interpreter
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True
+    )
+    # Then no Powertools event handler (router) module was loaded: a single route needs none
+    assert done.stdout.strip() == "[]"
