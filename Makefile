@@ -1,5 +1,8 @@
 # Each tool gets its own virtual environment: the project's (Python 3.13, the Lambda
 # runtime) and SAM CLI's (which pins its own pydantic and bundles cfn-lint).
+# Every environment installs from a lock (a .txt compiled from the .in beside it by
+# `make lock`): every package pinned and hashed, transitive ones included, and pip
+# checks the hashes. Nothing resolves versions on the way to `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,12 +11,13 @@ TOOLS_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+UV_VENV := .venv-uv
 BUILD_DIR := .aws-sam/build
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local load bench test lint validate security build pytest clean
+.PHONY: help demo local load bench test lint validate security build pytest fmt hooks lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,21 +38,34 @@ bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, by
 
 test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 
-$(VENV)/.installed: requirements-dev.txt pyproject.toml
+# Installs from a lock, checking every file's hash; a venv's first install is the
+# locked pip itself (tooling/requirements-pip.in says why).
+PIP_LOCKED = -m pip install -q --require-hashes -r
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml tooling/requirements-pip.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
 	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
+	$(VENV)/bin/python $(PIP_LOCKED) requirements-dev.txt
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-$(CHECKOV_VENV)/.installed: tooling/requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: tooling/requirements-checkov.txt tooling/requirements-pip.txt
 	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q -r tooling/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
+	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-checkov.txt
 	touch $@
 
-$(SAM_VENV)/.installed: tooling/requirements-sam.txt
+$(SAM_VENV)/.installed: tooling/requirements-sam.txt tooling/requirements-pip.txt
 	rm -rf $(SAM_VENV) && $(TOOLS_PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install -q -r tooling/requirements-sam.txt
+	$(SAM_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
+	$(SAM_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-sam.txt
+	touch $@
+
+# uv compiles the locks; it comes from PyPI like everything else, pinned and hashed.
+$(UV_VENV)/.installed: tooling/requirements-uv.txt
+	rm -rf $(UV_VENV) && $(TOOLS_PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-uv.txt
 	touch $@
 
 lint: $(VENV)/.installed  ## ruff and mypy
@@ -76,5 +93,29 @@ build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
 pytest: $(VENV)/.installed $(SAM_VENV)/.installed  ## the test suite, with coverage of functions/ and layers/ enforced
 	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
 
+fmt: $(VENV)/.installed  ## format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+hooks: $(VENV)/.installed  ## install the git pre-commit hooks (.pre-commit-config.yaml), run from .venv
+	$(VENV)/bin/pre-commit install
+
+# Each lock is re-resolved from its .in, keeping the versions it already pins unless
+# asked otherwise: `make lock LOCK_ARGS=--upgrade`, or `LOCK_ARGS="--upgrade-package pydantic"`.
+# Hashes come from PyPI for every file of each pinned version. The layer is compiled for
+# the Lambda runtime (arm64, CPython 3.13), not for this machine; the dev lock for Python
+# 3.13 on any platform, the tools' locks for 3.11 and later (TOOLS_PYTHON).
+UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --generate-hashes --no-strip-extras --no-config $(LOCK_ARGS)
+lock: $(UV_VENV)/.installed  ## re-resolve the dependency locks (*.txt) from their .in files, with hashes
+	$(UV_COMPILE) --python-platform aarch64-manylinux2014 --python-version 3.13 \
+		-o layers/common/requirements.txt layers/common/requirements.in
+	@! grep -qiE '^(boto3|botocore|s3transfer)==' layers/common/requirements.txt || \
+		{ echo "the layer's lock pulls in boto3: the runtime provides it, keep it out" >&2; exit 1; }
+	$(UV_COMPILE) --universal --python-version 3.13 -o requirements-dev.txt requirements.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-sam.txt tooling/requirements-sam.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-checkov.txt tooling/requirements-checkov.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-uv.txt tooling/requirements-uv.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-pip.txt tooling/requirements-pip.in
+
 clean:  ## remove virtual environments and build output
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(UV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage

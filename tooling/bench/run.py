@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -53,6 +54,16 @@ PRICES: dict[str, float] = {
 # --- laying code out as Lambda would ---------------------------------------------
 
 
+def locked_versions(lock: Path) -> list[str]:
+    """``name==version`` for each package of a hashed lock file (extras, markers and hashes left out)."""
+    pins = []
+    for line in lock.read_text().splitlines():
+        found = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", line)
+        if found:
+            pins.append(f"{found.group(1)}=={found.group(2)}")
+    return pins
+
+
 def lay_out(template: Template) -> dict[str, Path]:
     """Functions, the layer (with and without shipped bytecode) and the runtime's boto3, in .bench/."""
     if BENCH.exists():
@@ -62,13 +73,19 @@ def lay_out(template: Template) -> dict[str, Path]:
         "layer": BENCH / "layer" / "python",
         "layer-pyc": BENCH / "layer-pyc" / "python",
     }
-    constraints = ["-c", str(ROOT / "requirements-dev.txt")]
+    # The locks pin versions with hashes for their own platforms (the layer's for arm64); here the
+    # bench runs on this machine, so it installs the same versions, by name, for this platform.
+    BENCH.mkdir(parents=True)
+    constraints_file = BENCH / "constraints.txt"
+    constraints_file.write_text("\n".join(locked_versions(ROOT / "requirements-dev.txt")) + "\n")
+    constraints = ["-c", str(constraints_file)]
     pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"]
     subprocess.run([*pip, str(paths["runtime"]), "boto3", *constraints], check=True)
     # The Lambda runtime's own packages are compiled; ours, on a read-only disk, are not.
     compileall.compile_dir(paths["runtime"], quiet=1, invalidation_mode=PycInvalidationMode.UNCHECKED_HASH)
     layer_source = ROOT / template.resource("CommonLayer")["Properties"]["ContentUri"]
-    subprocess.run([*pip, str(paths["layer"]), "-r", str(layer_source / "requirements.txt"), *constraints], check=True)
+    layer_pins = locked_versions(layer_source / "requirements.txt")
+    subprocess.run([*pip, str(paths["layer"]), "--no-deps", *layer_pins], check=True)
     shutil.copytree(
         layer_source / "cinnox_sms", paths["layer"] / "cinnox_sms", ignore=shutil.ignore_patterns("__pycache__")
     )
