@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 import boto3
 import pytest
@@ -44,6 +43,7 @@ from cinnox_sms.custom_resource import (
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.settings import SubscriptionSettings
 from conftest import APP_ID, LambdaContext, LogLines, Stack
+from local_stack.cloudformation import ResponseEndpoint, StackRecord
 from local_stack.gateway import HttpApi, Route
 from local_stack.httpserver import JsonHandler, Server
 
@@ -122,35 +122,6 @@ def other_webhook() -> Iterator[EchoWebhook]:
     webhook = EchoWebhook()
     yield webhook
     webhook.close()
-
-
-class StackStatusEndpoint:
-    """CloudFormation's DescribeStacks (Query API) for the one stack the function asks about."""
-
-    def __init__(self) -> None:
-        self.status = "UPDATE_ROLLBACK_IN_PROGRESS"
-        self.asked: list[str] = []
-        endpoint = self
-
-        class Handler(JsonHandler):
-            def do_POST(self) -> None:
-                form = parse_qs(self.read_body().decode())
-                stack_id = form["StackName"][0]
-                endpoint.asked.append(stack_id)
-                xml = (
-                    '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
-                    f"<DescribeStacksResult><Stacks><member><StackId>{stack_id}</StackId>"
-                    "<StackName>cinnox-sms</StackName><CreationTime>2026-11-29T00:00:00Z</CreationTime>"
-                    f"<StackStatus>{endpoint.status}</StackStatus></member></Stacks></DescribeStacksResult>"
-                    "<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></DescribeStacksResponse>"
-                )
-                self.reply(200, xml.encode(), {"Content-Type": "text/xml"})
-
-        self._server = Server(Handler, what="CloudFormation DescribeStacks")
-        self.url = self._server.url
-
-    def close(self) -> None:
-        self._server.close()
 
 
 def invoke(subscription: ModuleType, event: dict[str, Any], remaining_ms: int = 30_000) -> None:
@@ -543,10 +514,10 @@ def test_a_rollback_update_that_cinnox_accepts_resubscribes_the_old_url(
 
 
 @pytest.fixture
-def describe_stacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[StackStatusEndpoint]:
-    """CloudFormation's API for the function's boto3 client (moto's own needs a package not installed)."""
-    endpoint = StackStatusEndpoint()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", endpoint.url)
+def describe_stacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponseEndpoint]:
+    """The local stack's CloudFormation for the function's boto3 client (moto's own needs a package not installed)."""
+    endpoint = ResponseEndpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", endpoint.base_url)
     yield endpoint
     endpoint.close()
 
@@ -559,18 +530,18 @@ def test_the_function_asks_cloudformation_for_the_stack_status_with_boto3(
     custom_resource_event: Event,
     cinnox: CinnoxSimulator,
     capture: ResponseCapture,
-    describe_stacks: StackStatusEndpoint,
+    describe_stacks: ResponseEndpoint,
     stack_status: str,
     status: str,
 ) -> None:
     # Given the stack in a given status, and CINNOX refusing the Update
-    describe_stacks.status = stack_status
-    cinnox.script.extend([(400, {"code": 6451000, "message": REFUSED})] * 2)
     event = custom_resource_event("Update", ResponseURL=capture.url)
+    describe_stacks.stacks[event["StackId"]] = StackRecord("cinnox-sms", event["StackId"], stack_status)
+    cinnox.script.extend([(400, {"code": 6451000, "message": REFUSED})] * 2)
     # When the function handles it
     invoke(subscription, event)
     # Then it asked DescribeStacks for its own stack (the StackId of the event), and answered accordingly
-    assert describe_stacks.asked == [event["StackId"]]
+    assert describe_stacks.described == [event["StackId"]]
     assert capture.answers()[0]["Status"] == status
 
 

@@ -118,6 +118,7 @@ class ResponseEndpoint:
         self.headers: list[dict[str, str]] = []
         self.fail_next = 0
         self.stacks: dict[str, StackRecord] = {}  # by stack id
+        self.described: list[str | None] = []  # the StackName of every DescribeStacks, in order
         self._bodies: dict[str, bytes] = {}  # the first body for each RequestId
         self._arrived = threading.Condition()
         self._server = Server(self._handler_class(), what="CloudFormation response endpoint")
@@ -182,6 +183,7 @@ class ResponseEndpoint:
         if form.get("Action") != "DescribeStacks":
             return _error(400, "InvalidAction", f"{form.get('Action')} is not served by the local stack")
         wanted = form.get("StackName")
+        self.described.append(wanted)
         found = [
             s
             for s in self.stacks.values()
