@@ -33,39 +33,39 @@ local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); C
 load: $(VENV)/.installed  ## benchmark: TDRs offered at 20-320/s in steps through the local stack: where it saturates, 429s, lost
 	$(LOCAL_STACK) load $(LOAD_ARGS)
 
-bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, bytes, package sizes, cost (bench/results.json)
+bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, bytes, package sizes, cost (devrig/bench/results.json)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 
 # Installs from a lock, checking every file's hash; a venv's first install is the
-# locked pip itself (tooling/requirements-pip.in says why).
+# locked pip itself (devrig/requirements/pip.in says why).
 PIP_LOCKED = -m pip install -q --require-hashes -r
 
-$(VENV)/.installed: requirements-dev.txt pyproject.toml tooling/requirements-pip.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml devrig/pyproject.toml devrig/requirements/pip.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
 	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
-	$(VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
+	$(VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
 	$(VENV)/bin/python $(PIP_LOCKED) requirements-dev.txt
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip install -q --no-deps -e . -e devrig
 	touch $@
 
-$(CHECKOV_VENV)/.installed: tooling/requirements-checkov.txt tooling/requirements-pip.txt
+$(CHECKOV_VENV)/.installed: devrig/requirements/checkov.txt devrig/requirements/pip.txt
 	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
-	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
+	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/checkov.txt
 	touch $@
 
-$(SAM_VENV)/.installed: tooling/requirements-sam.txt tooling/requirements-pip.txt
+$(SAM_VENV)/.installed: devrig/requirements/sam.txt devrig/requirements/pip.txt
 	rm -rf $(SAM_VENV) && $(TOOLS_PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-pip.txt
-	$(SAM_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-sam.txt
+	$(SAM_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
+	$(SAM_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/sam.txt
 	touch $@
 
 # uv compiles the locks; it comes from PyPI like everything else, pinned and hashed.
-$(UV_VENV)/.installed: tooling/requirements-uv.txt
+$(UV_VENV)/.installed: devrig/requirements/uv.txt
 	rm -rf $(UV_VENV) && $(TOOLS_PYTHON) -m venv $(UV_VENV)
-	$(UV_VENV)/bin/python $(PIP_LOCKED) tooling/requirements-uv.txt
+	$(UV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/uv.txt
 	touch $@
 
 lint: $(VENV)/.installed  ## ruff and mypy
@@ -78,12 +78,12 @@ validate: $(SAM_VENV)/.installed  ## cfn-lint and sam validate --lint on templat
 	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 
 # Suppressions are justified where they stand: checkov's in the template's Metadata,
-# bandit's as "nosec" comments. In tooling/ (never deployed) bandit also skips asserts
+# bandit's as "nosec" comments. In cli/ and devrig/ (never deployed) bandit also skips asserts
 # (B101), simulated randomness (B311) and starting our own processes (B404, B603).
 security: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## checkov on template.yaml, bandit on the code
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(VENV)/bin/bandit -q -r layers/common/cinnox_sms functions
-	$(VENV)/bin/bandit -q -r tooling -s B101,B311,B404,B603
+	$(VENV)/bin/bandit -q -r cli devrig -s B101,B311,B404,B603
 
 # sam build runs pip for the python3.13 runtime: a real python3.13 must be on PATH.
 build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
@@ -112,10 +112,10 @@ lock: $(UV_VENV)/.installed  ## re-resolve the dependency locks (*.txt) from the
 	@! grep -qiE '^(boto3|botocore|s3transfer)==' layers/common/requirements.txt || \
 		{ echo "the layer's lock pulls in boto3: the runtime provides it, keep it out" >&2; exit 1; }
 	$(UV_COMPILE) --universal --python-version 3.13 -o requirements-dev.txt requirements.in
-	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-sam.txt tooling/requirements-sam.in
-	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-checkov.txt tooling/requirements-checkov.in
-	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-uv.txt tooling/requirements-uv.in
-	$(UV_COMPILE) --universal --python-version 3.11 -o tooling/requirements-pip.txt tooling/requirements-pip.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/sam.txt devrig/requirements/sam.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/checkov.txt devrig/requirements/checkov.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/uv.txt devrig/requirements/uv.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/pip.txt devrig/requirements/pip.in
 
 clean:  ## remove virtual environments and build output
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(UV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage

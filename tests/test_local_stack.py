@@ -1,4 +1,4 @@
-"""The local stack (tooling/local_stack): its gateway, runtime, stream mapping, and the demo end to end."""
+"""The local stack (devrig/local_stack): its gateway, runtime, stream mapping, and the demo end to end."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from local_stack.template import ROOT, Template, matches_filter, resolve, stream
 from local_stack.traffic import Outcome, http_post, plan_day
 
 LOCAL_STACK = [sys.executable, "-m", "local_stack"]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tooling"), str(ROOT / "layers" / "common")])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "devrig"), str(ROOT / "layers" / "common")])}
 
 
 # --- the demo, end to end ------------------------------------------------------

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from local_stack.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = json.loads((ROOT / "bench" / "results.json").read_text())
+BENCH = json.loads((ROOT / "devrig" / "bench" / "results.json").read_text())
 
 # "Amazon API Gateway quotas": throttle quota per account and Region, most Regions.
 ACCOUNT_RATE = 10_000

@@ -36,7 +36,7 @@ from local_stack.stack import LocalStack, StackOptions
 from local_stack.template import ROOT, Template, load_function_module, matches_filter, stream_filters
 
 BENCH = ROOT / ".bench"
-RESULTS = ROOT / "bench" / "results.json"
+RESULTS = Path(__file__).with_name("results.json")
 FUNCTIONS = {"WebhookFunction": "webhook", "AlertFunction": "alert", "SubscriptionFunction": "subscription"}
 TARGETS = {"webhook": 1.25, "alert": 1.4, "subscription": 1.4}
 

@@ -1,0 +1,1 @@
+"""The performance benchmark behind `make bench` (the dev rig; not deployed)."""

@@ -1,1 +1,0 @@
-"""The performance benchmark behind `make bench` (tooling; not deployed)."""
