@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local load bench test lint validate security build pytest fmt hooks lock clean
+.PHONY: help demo local load bench test lint validate security build pytest unit fmt hooks lock clean package
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,34 +38,32 @@ bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, by
 
 test: lint validate security build pytest  ## everything CI runs: lint, template and security checks, sam build, tests
 
-# Installs from a lock, checking every file's hash; a venv's first install is the
-# locked pip itself (devrig/requirements/pip.in says why).
-PIP_LOCKED = -m pip install -q --require-hashes -r
+# Every venv installs from a lock with uv, which checks every file's hash (--require-hashes)
+# and installs in seconds what pip takes a minute for. uv itself comes from PyPI like everything
+# else, pinned and hashed, installed by the tools' Python's own pip.
+UV := $(UV_VENV)/bin/uv
+UV_LOCKED = $(UV) pip install -q --require-hashes --python
 
-$(VENV)/.installed: requirements-dev.txt pyproject.toml devrig/pyproject.toml devrig/requirements/pip.txt
-	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
-	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
-	$(VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
-	$(VENV)/bin/python $(PIP_LOCKED) requirements-dev.txt
-	$(VENV)/bin/pip install -q --no-deps -e . -e devrig
-	touch $@
-
-$(CHECKOV_VENV)/.installed: devrig/requirements/checkov.txt devrig/requirements/pip.txt
-	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
-	$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/checkov.txt
-	touch $@
-
-$(SAM_VENV)/.installed: devrig/requirements/sam.txt devrig/requirements/pip.txt
-	rm -rf $(SAM_VENV) && $(TOOLS_PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/pip.txt
-	$(SAM_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/sam.txt
-	touch $@
-
-# uv compiles the locks; it comes from PyPI like everything else, pinned and hashed.
 $(UV_VENV)/.installed: devrig/requirements/uv.txt
 	rm -rf $(UV_VENV) && $(TOOLS_PYTHON) -m venv $(UV_VENV)
-	$(UV_VENV)/bin/python $(PIP_LOCKED) devrig/requirements/uv.txt
+	$(UV_VENV)/bin/python -m pip install -q --require-hashes -r devrig/requirements/uv.txt
+	touch $@
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml devrig/pyproject.toml $(UV_VENV)/.installed
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
+	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
+	$(UV_LOCKED) $(VENV)/bin/python -r requirements-dev.txt
+	$(UV) pip install -q --python $(VENV)/bin/python --no-deps -e . -e devrig
+	touch $@
+
+$(CHECKOV_VENV)/.installed: devrig/requirements/checkov.txt $(UV_VENV)/.installed
+	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
+	$(UV_LOCKED) $(CHECKOV_VENV)/bin/python -r devrig/requirements/checkov.txt
+	touch $@
+
+$(SAM_VENV)/.installed: devrig/requirements/sam.txt $(UV_VENV)/.installed
+	rm -rf $(SAM_VENV) && $(TOOLS_PYTHON) -m venv $(SAM_VENV)
+	$(UV_LOCKED) $(SAM_VENV)/bin/python -r devrig/requirements/sam.txt
 	touch $@
 
 lint: $(VENV)/.installed  ## ruff and mypy
@@ -89,9 +87,22 @@ security: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## checkov on template.
 build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
 
-# The IAM rehearsal (tests/test_iam.py) takes the functions' roles from SAM CLI's own translator.
-pytest: $(VENV)/.installed $(SAM_VENV)/.installed  ## the test suite, with coverage of functions/ and layers/ enforced
-	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest
+# SAM CLI's own sam package of the build: to PACKAGE_BUCKET with your AWS credentials, or, without it,
+# rehearsed against moto's S3 on loopback (no account, no network). docs/publishing.md: then sam publish.
+package: $(VENV)/.installed build  ## sam build + sam package to .aws-sam/packaged.yaml (PACKAGE_BUCKET=, else moto's S3)
+	$(VENV)/bin/python devrig/package.py --sam $(SAM_VENV)/bin/sam --build-dir $(BUILD_DIR) \
+		--output .aws-sam/packaged.yaml $(if $(PACKAGE_BUCKET),--bucket $(PACKAGE_BUCKET))
+
+# The IAM rehearsal (tests/integration/test_iam.py) takes the functions' roles from SAM CLI's own translator.
+# pytest-xdist: one worker per core, each test file whole to one worker (the e2e files' module-scoped local
+# stacks start once); pytest-cov combines the workers' coverage, the floor applies to this full run only.
+PYTEST_WORKERS ?= 2
+PYTEST_COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=90
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed  ## the whole suite on every core, coverage of functions/ and layers/ enforced
+	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_COVERAGE)
+
+unit: $(VENV)/.installed  ## the unit tests (no moto, no subprocess): the quick loop while coding, no coverage
+	$(VENV)/bin/pytest tests/unit
 
 fmt: $(VENV)/.installed  ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format .
@@ -105,7 +116,7 @@ hooks: $(VENV)/.installed  ## install the git pre-commit hooks (.pre-commit-conf
 # Hashes come from PyPI for every file of each pinned version. The layer is compiled for
 # the Lambda runtime (arm64, CPython 3.13), not for this machine; the dev lock for Python
 # 3.13 on any platform, the tools' locks for 3.11 and later (TOOLS_PYTHON).
-UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --generate-hashes --no-strip-extras --no-config $(LOCK_ARGS)
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --no-strip-extras --no-config $(LOCK_ARGS)
 lock: $(UV_VENV)/.installed  ## re-resolve the dependency locks (*.txt) from their .in files, with hashes
 	$(UV_COMPILE) --python-platform aarch64-manylinux2014 --python-version 3.13 \
 		-o layers/common/requirements.txt layers/common/requirements.in
@@ -115,7 +126,6 @@ lock: $(UV_VENV)/.installed  ## re-resolve the dependency locks (*.txt) from the
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/sam.txt devrig/requirements/sam.in
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/checkov.txt devrig/requirements/checkov.in
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/uv.txt devrig/requirements/uv.in
-	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/pip.txt devrig/requirements/pip.in
 
 clean:  ## remove virtual environments and build output
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(UV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -13,7 +13,9 @@ function's role as the SAM translator generates it from template.yaml.
   where the IAM action is not named after the API operation, IAM_ACTIONS says so.
 - AWS managed policies SAM attaches are AWS's: they allow, but they are not required to be used.
 
-Loaded as a pytest plugin by conftest.py; tests/test_iam.py holds the final check and the evaluator's tests.
+Loaded as a pytest plugin by tests/conftest.py; tests/integration/test_iam.py holds the final check (under
+pytest-xdist the controller makes it over every worker's calls: pytest_runtestloop below), tests/unit/test_iam.py
+the evaluator's tests.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,12 +40,24 @@ from local_stack.cloudformation import STACK_ID
 from local_stack.template import ACCOUNT, PSEUDO, REGION, ROOT, Template
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from local_stack.emulator import Provisioned
 
 SAM_PYTHON = Path(os.environ.get("SAM_PYTHON", ROOT / ".venv-sam" / "bin" / "python"))
 FINAL_CHECK = "test_iam.py::test_every_call_is_allowed_and_every_grant_is_used"
+
+# Calls tests make outside a role on purpose. Real AWS answers them AccessDeniedException, where moto
+# answers what the test expects; the check requires that they stay refused. (Here, not in test_iam.py: under
+# pytest-xdist the controller, which imports no test module, judges the whole run with them.)
+DELIBERATE_REFUSALS = {
+    (
+        "SubscriptionFunction",
+        "secretsmanager:GetSecretValue",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cinnox/no-such-secret",
+    ): "test_subscription.py::test_missing_app_token_secret_fails_create_but_not_delete: a CinnoxAppTokenSecret "
+    "that does not exist (the role grants only the secret the stack names: AWS says AccessDenied, not NotFound)",
+}
 
 # Where the IAM action is not "<prefix>:<Operation>" (Service Authorization Reference; e.g. SNS's PublishBatch
 # page: "authorised by sns:Publish").
@@ -546,6 +560,7 @@ class Rehearsal:
     stack: Provisioned | None = None
     modelled: bool = False
     whole_suite: bool = False
+    final_check_ran: bool = False  # the final check was selected and ran (in this process)
     seen: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     _resolved_for: int | None = None
     _names_for: int | None = None
@@ -638,6 +653,43 @@ class Rehearsal:
             f"{e}: listed as a deliberate refusal, but no refused call matches it" for e in expected if e not in met
         ]
         return refused + stale + problems, self.usage.unused(self.statements)
+
+    def export(self) -> str:
+        """What this process recorded, for the pytest-xdist controller to merge (workeroutput takes plain data)."""
+        return json.dumps(
+            {
+                "calls": [[asdict(call), count] for call, count in self.calls.items()],
+                "refused": [[list(key), asdict(call), why] for key, (call, why) in self.refused.items()],
+                "problems": list(self.problems),
+                "statements": [asdict(statement) for statement in self.statements],
+                "actions": [[list(key), i, sorted(used)] for (key, i), used in self.usage.actions.items()],
+                "resources": [[list(key), i, count] for (key, i), count in self.usage.resources.items()],
+                "seen": [[list(key), count] for key, count in self.seen.items()],
+                "whole_suite": self.whole_suite,
+                "final_check_ran": self.final_check_ran,
+            }
+        )
+
+    def merge(self, exported: str) -> None:
+        """Add one worker's record. Statement keys and logical names do not depend on the stack, so usage
+        counted against one worker's moto stack adds up with another's."""
+        data = json.loads(exported)
+        for call, count in data["calls"]:
+            self.calls[Call(**call)] += count
+        for key, call, why in data["refused"]:
+            self.refused.setdefault(tuple(key), (Call(**call), why))
+        self.problems.update(dict.fromkeys(data["problems"]))
+        if not self.statements and data["statements"]:
+            for statement in data["statements"]:
+                fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in statement.items()}
+                self.statements.append(Statement(**fields))
+        for key, i, used in data["actions"]:
+            self.usage.actions[(tuple(key), i)].update(used)
+        for key, i, count in data["resources"]:
+            self.usage.resources[(tuple(key), i)] += count
+        for key, count in data["seen"]:
+            self.seen[tuple(key)] += count
+        self.final_check_ran |= data["final_check_ran"]
 
     def table(self) -> list[str]:
         """function -> action -> resources (by logical id), as recorded across the suite."""
@@ -740,10 +792,83 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         REHEARSAL.whole_suite = False
 
 
+# --- under pytest-xdist: each worker records its own calls; the controller merges and judges them all ----------
+
+
+def xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.has_plugin("dsession")
+
+
+@dataclass
+class WorkerRecords:
+    """In the controller: how many workers' records were merged, and the workers that sent none."""
+
+    merged: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+WORKERS = WorkerRecords()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if xdist_worker(session.config):
+        session.config.workeroutput["iam_rehearsal"] = REHEARSAL.export()  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker finished: add what it recorded. The run is the whole suite only if every worker says so."""
+    exported = getattr(node, "workeroutput", {}).get("iam_rehearsal")
+    if exported is None:
+        WORKERS.missing.append(str(getattr(node, "gateway", node)))
+        return
+    if not WORKERS.merged and not WORKERS.missing:
+        REHEARSAL.whole_suite = True
+    REHEARSAL.whole_suite &= json.loads(exported)["whole_suite"]
+    REHEARSAL.merge(exported)
+    WORKERS.merged += 1
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """In the xdist controller, once every worker is down: the final check over every worker's calls.
+
+    Each worker's copy of the final check judges only its own calls, so the whole-run judgement (unused grants
+    above all) is made here, and a failure is reported as a failed test of its own, failing the run.
+    """
+    result = yield
+    if not xdist_controller(session.config) or not REHEARSAL.final_check_ran:
+        return result
+    for worker in WORKERS.missing:
+        REHEARSAL.problems[f"worker {worker} sent no record of its calls: the run cannot be judged whole"] = None
+    refused, unused = REHEARSAL.findings(DELIBERATE_REFUSALS, complete=REHEARSAL.whole_suite)
+    if REHEARSAL.whole_suite and not REHEARSAL.calls:
+        refused.append("no function made any AWS call: is the recorder installed?")
+    if refused or unused:
+        report = ["calls the deployed roles would refuse (AccessDenied):", *refused, "grants no call needs:", *unused]
+        failed = pytest.TestReport(
+            nodeid=f"tests/integration/{FINAL_CHECK}[all {WORKERS.merged} workers]",
+            location=("tests/integration/test_iam.py", 0, FINAL_CHECK.partition("::")[2]),
+            keywords={},
+            outcome="failed",
+            longrepr="\n".join(report),
+            when="call",
+        )
+        session.config.hook.pytest_runtest_logreport(report=failed)
+    return result
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not REHEARSAL.calls:
         return
     scope = "the whole suite" if REHEARSAL.whole_suite else "a partial run (unused grants not judged)"
+    if WORKERS.merged:
+        scope += f", merged from {WORKERS.merged} xdist workers"
     terminalreporter.write_line(
         f"IAM rehearsal over {scope}: {sum(REHEARSAL.calls.values())} calls, {len(REHEARSAL.refused)} refused"
     )

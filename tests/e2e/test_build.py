@@ -117,7 +117,7 @@ def test_built_handler_imports_with_the_built_layer(built: Template, x86_pydanti
 
 
 def test_built_webhook_stores_a_tdr(built: Template, template: Template, x86_pydantic_core: Path) -> None:
-    from conftest import http_event, tdr
+    from support import http_event, tdr
 
     event = http_event("/tdr/built-secret-0123456789", json.dumps(tdr(AppID="app-built")))
     table = template.table_definition("TdrTable", "built-tdr")

@@ -13,17 +13,13 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-from test_local_stack import ENV, LOCAL_STACK
 
-from cinnox_sms_cli.main import FAILED, main
+from cinnox_sms_cli.main import FAILED
 from local_stack.httpserver import free_port
 from local_stack.template import REGION, ROOT
-
-if TYPE_CHECKING:
-    from conftest import Stack
+from support import ENV, LOCAL_STACK
 
 # --- the local stack, started as a background job of a script ----------------------
 
@@ -238,18 +234,3 @@ def test_no_region_and_no_credentials_are_one_line(answers_500: str) -> None:
     code, stderr = _cinnox_sms("report", "--table", "t", "--endpoint-url", answers_500, env=no_keys)
     assert "dynamodb Scan: NoCredentialsError: Unable to locate credentials" in _one_error_line(stderr)
     assert code == FAILED
-
-
-def test_an_aws_error_code_from_moto_is_one_line(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given moto in-process and a table that does not exist
-    assert main(["status", "txn", "--table", "no-such-table"]) == FAILED
-    # Then AWS's error code and message, and the operation, are on one line
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("cinnox-sms: error: dynamodb Query: ResourceNotFoundException: ")
-
-
-def test_usage_errors_stay_argparse_s_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["status", "txn"])
-    assert exited.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err

@@ -13,8 +13,8 @@ from botocore.stub import Stubber
 
 from cinnox_sms import metrics as names
 from cinnox_sms.alerts import SKIP_NOT_INSERT, SKIP_NOT_TDR
-from conftest import APP_ID, LambdaContext, LogLines, Post, Stack, emf, stream_records, tdr
 from local_stack.template import Template, matches_filter, stream_filters
+from support import APP_ID, LambdaContext, LogLines, Post, Stack, emf, stream_records, tdr
 
 Inbox = Any
 

@@ -12,7 +12,7 @@ import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import APP_ID, LambdaContext, Stack, http_event, tdr
+from support import APP_ID, LambdaContext, Stack, http_event, tdr
 
 FIELDS = [
     "TransactionID",

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from cinnox_sms import metrics as names
-from conftest import LambdaContext, Post, Stack, emf, stream_records, tdr
+from support import LambdaContext, Post, Stack, emf, stream_records, tdr
 
 if TYPE_CHECKING:
     from local_stack.template import Template

@@ -136,7 +136,7 @@ def _stream_record(event_name: str, status: str) -> dict[str, Any]:
 @pytest.mark.parametrize("event_name", ["INSERT", "MODIFY", "REMOVE"])
 def test_filter_keeps_only_failures_with_a_new_image(template: Template, status: Status, event_name: str) -> None:
     # The filter may look at the dynamodb key only: a MODIFY of a failed item passes it,
-    # and the alert function itself ignores it (tests/test_alert.py).
+    # and the alert function itself ignores it (tests/integration/test_alert.py).
     filters = stream_filters(template, "AlertFunction", "TdrStream")
     kept = any(matches_filter(f, _stream_record(event_name, status.value)) for f in filters)
     assert kept is (event_name != "REMOVE" and status in FAILURE_STATUSES)

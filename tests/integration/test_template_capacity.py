@@ -1,24 +1,23 @@
-"""Capacity: the webhook's throttle, the table's warm throughput and the 429 alarm, against the README.
+"""Capacity: the webhook's throttle, the table's warm throughput and the 429 alarm, against the docs.
 
-The README's "Capacity" section states the defaults and what they absorb; these tests read its
-tables so that the docs and the template cannot drift apart.
+docs/performance.md's "Capacity" section states the defaults and what they absorb, and
+docs/deploy.md's parameter table repeats the defaults; these tests read both tables so that the
+docs and the template cannot drift apart.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local_stack.template import resolve
+from local_stack.template import ROOT, resolve
 
 if TYPE_CHECKING:
     from local_stack.template import Template
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = json.loads((ROOT / "devrig" / "bench" / "results.json").read_text())
 
 # "Amazon API Gateway quotas": throttle quota per account and Region, most Regions.
@@ -31,21 +30,21 @@ NEW_TABLE_WRITE_UNITS = 4_000
 NEW_TABLE_READ_UNITS = 12_000
 # "Quotas in Amazon DynamoDB": on-demand table-level write throughput quota.
 TABLE_WRITE_QUOTA = 40_000
-# The README's assumption: billed duration of one TDR on AWS (one PutItem round trip dominates).
+# The docs' assumption: billed duration of one TDR on AWS (one PutItem round trip dominates).
 SECONDS_PER_TDR = 0.020
 
 CAPACITY_PARAMETERS = ("ApiThrottlingRateLimit", "ApiThrottlingBurstLimit", "TdrTableWarmWriteUnits")
 
 
-def _section(title: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", readme, re.MULTILINE | re.DOTALL)
-    assert match, f"README has no '## {title}' section"
+def _section(doc: str, title: str) -> str:
+    text = (ROOT / "docs" / doc).read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert match, f"docs/{doc} has no '## {title}' section"
     return match.group(1)
 
 
 def _parameter_defaults(section: str, column: int) -> dict[str, str]:
-    """`Name` -> its `default` from a README table whose first column is the parameter."""
+    """`Name` -> its `default` from a docs table whose first column is the parameter."""
     found = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -58,7 +57,7 @@ def _parameter_defaults(section: str, column: int) -> dict[str, str]:
 
 
 def _absorbed() -> dict[str, int]:
-    rows = re.findall(r"^\| (sustained|burst)[^|]*\| ([\d,]+) \|$", _section("Capacity"), re.MULTILINE)
+    rows = re.findall(r"^\| (sustained|burst)[^|]*\| ([\d,]+) \|$", _section("performance.md", "Capacity"), re.MULTILINE)
     return {kind: int(value.replace(",", "")) for kind, value in rows}
 
 
@@ -83,11 +82,11 @@ def _table(template: Template, **parameters: str) -> dict[str, Any]:
 
 
 def test_readme_states_the_template_defaults(template: Template) -> None:
-    # Given the template's parameters and the README's Capacity and Deploy tables
+    # Given the template's parameters and the docs' Capacity and Deploy tables
     defaults = {name: template.parameter_defaults()[name] for name in CAPACITY_PARAMETERS}
     # When the defaults are read from both tables
-    capacity = _parameter_defaults(_section("Capacity"), column=1)
-    deploy = _parameter_defaults(_section("Deploy"), column=2)
+    capacity = _parameter_defaults(_section("performance.md", "Capacity"), column=1)
+    deploy = _parameter_defaults(_section("deploy.md", "Deploy"), column=2)
     # Then both state exactly the template's defaults
     assert capacity == defaults
     assert deploy == defaults
@@ -105,14 +104,14 @@ def test_the_throttle_sits_at_or_above_what_the_path_absorbs_and_within_the_acco
     requests to your HTTP API" (a route's throttle cannot exceed the account's), "Lambda quotas" and
     "Lambda scaling behavior" (1,000 concurrent executions; 1,000 environments per 10 s per function),
     "Pre-warming a table for on-demand capacity mode" (a new on-demand table sustains 4,000 writes/s)."""
-    # Given the README's absorbed rate and burst, and the template's throttle defaults
+    # Given the docs' absorbed rate and burst, and the template's throttle defaults
     absorbed = _absorbed()
     defaults = template.parameter_defaults()
     rate, burst = int(defaults["ApiThrottlingRateLimit"]), int(defaults["ApiThrottlingBurstLimit"])
     # When the stated figures are derived from the path: the table's writes at the benchmark's write units
     # per typical TDR, and one Lambda environment per request in flight
     table_rate = NEW_TABLE_WRITE_UNITS // BENCH["write_units"]["typical_write_units"]
-    # Then the README states what the path takes, and Lambda has room for that rate
+    # Then the docs state what the path takes, and Lambda has room for that rate
     assert absorbed == {"sustained": table_rate, "burst": LAMBDA_CONCURRENCY}
     assert absorbed["sustained"] * SECONDS_PER_TDR <= LAMBDA_CONCURRENCY
     # And the edge is not the first to refuse, nor above what the account allows

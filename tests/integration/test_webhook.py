@@ -13,8 +13,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from conftest import APP_ID, LambdaContext, LogLines, Post, Stack, http_event, stream_records, table_items, tdr
 from local_stack.streams import sqs_record
+from support import APP_ID, LambdaContext, LogLines, Post, Stack, http_event, stream_records, table_items, tdr
 
 
 def test_challenge_is_echoed_and_nothing_is_stored(post: Post, stack: Stack) -> None:

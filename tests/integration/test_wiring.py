@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -15,13 +12,12 @@ import pytest
 
 from cinnox_sms import wiring
 from cinnox_sms.errors import BadRequest
-from cinnox_sms.parking import RECEIVED_AT, ParkedTdr, pack, unpack
+from cinnox_sms.parking import ParkedTdr, pack, unpack
 from cinnox_sms.settings import WebhookSettings
 from cinnox_sms.store import TdrStore
 from cinnox_sms.webhook import ParkingDrain
-from conftest import LambdaContext, Stack, http_event, table_items, tdr
 from local_stack.streams import sqs_record
-from local_stack.template import ROOT
+from support import LambdaContext, Stack, http_event, table_items, tdr
 
 RECEIVED = datetime(2026, 11, 27, 13, 0, 0, 123000, tzinfo=UTC)
 
@@ -93,23 +89,6 @@ def test_parked_message_reads_back_the_same_from_the_queue_and_from_lambdas_even
     assert unpack(record) == parked
 
 
-@pytest.mark.parametrize(
-    "attributes",
-    [None, {}, {RECEIVED_AT: {"DataType": "String"}}, {RECEIVED_AT: {"StringValue": "yesterday"}}],
-    ids=["no attributes", "empty", "no value", "unreadable"],
-)
-def test_parked_message_without_a_readable_time_is_taken_as_received_now(attributes: dict[str, Any] | None) -> None:
-    # Given a parked message whose receivedAt is missing or not a time
-    message: dict[str, Any] = {"Body": "{}", "MessageAttributes": attributes}
-    before = datetime.now(UTC)
-    # When it is unpacked
-    parked = unpack(message)
-    # Then its body is kept and the time is now, in UTC
-    assert parked.raw_body == "{}"
-    assert before <= parked.received_at <= datetime.now(UTC)
-    assert parked.received_at.utcoffset() == timedelta(0)
-
-
 def test_drain_refuses_a_message_that_holds_no_tdr(stack: Stack) -> None:
     # Given the drain over the stack's table
     drain = ParkingDrain(TdrStore(boto3.client("dynamodb"), stack.table_name, 400))
@@ -167,17 +146,3 @@ def test_http_answer_has_the_payload_2_0_shape(webhook: ModuleType, stack: Stack
             "cookies": [],
         }
         assert json.loads(response["body"])["code"] in (0, status)
-
-
-def test_handler_imports_no_http_router() -> None:
-    # Given the webhook's handler, imported as Lambda imports it (the layer on the path)
-    code = (
-        "import sys, app; print(sorted(m for m in sys.modules if m.startswith('aws_lambda_powertools.event_handler')))"
-    )
-    path = os.pathsep.join([str(ROOT / "functions" / "webhook"), str(ROOT / "layers" / "common")])
-    # When it is imported in a fresh interpreter
-    done = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True
-    )
-    # Then no Powertools event handler (router) module was loaded: a single route needs none
-    assert done.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from cinnox_sms.cinnox import CinnoxClient, RetryPolicy
 from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import BadRequest, CinnoxError
 from cinnox_sms.model import Status, parse_inbound
-from conftest import tdr
+from support import tdr
 
 
 @pytest.mark.parametrize("name", ["TransactionID", "transactionId", "transactionid", "TRANSACTIONID", "transaction_id"])

@@ -1,0 +1,184 @@
+"""The local stack end to end: functions in their own processes, its ports, `make local` live, and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local_stack.httpserver import free_port
+from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
+from local_stack.template import ROOT
+from local_stack.traffic import http_post
+from support import tdr
+
+LOCAL_STACK = [sys.executable, "-m", "local_stack"]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "devrig"), str(ROOT / "layers" / "common")])}
+
+
+# --- the demo, end to end ------------------------------------------------------
+
+
+def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
+    # Given a small day of traffic through the whole local stack (real processes, real HTTP)
+    done = subprocess.run(
+        [*LOCAL_STACK, "demo", "--sms", "60", "--senders", "4"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=180,
+        check=False,
+        cwd=ROOT,
+    )
+    # Then it exits 0, every check holds, and CINNOX saw the unsubscribe
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "All accounted for." in done.stdout
+    assert "FAIL" not in done.stdout
+    assert "stored in DynamoDB  120" in done.stdout  # 60 SMS x (Submitted + terminal)
+    # and it ends with the operators' report: every SMS counted once
+    report = done.stdout.split("Report (cinnox-sms report")[1]
+    assert [line.split()[:2] for line in report.splitlines() if line.startswith("all ")] == [["all", "60"]]
+
+
+# --- the runtime: functions in their own processes, through awslambdaric ----------
+
+
+@pytest.fixture
+def toy_function(tmp_path: Path) -> Iterator[FunctionHost]:
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent("""
+        import os, time
+        def handler(event, context):
+            if event.get("raise"):
+                raise ValueError("bad event")
+            if event.get("sleep"):
+                time.sleep(event["sleep"])
+            if event.get("exit"):
+                os._exit(3)
+            return {"event": event, "name": context.function_name, "left_ms": context.get_remaining_time_in_millis(),
+                    "greeting": os.environ["GREETING"]}
+    """)
+    )
+    lines: list[str] = []
+    spec = FunctionSpec("Toy", tmp_path, "app.handler", (), {"GREETING": "hello"}, timeout_seconds=1.5)
+    host = FunctionHost(spec, log=lambda name, line: lines.append(line))
+    host.start()
+    yield host
+    host.close()
+
+
+def test_function_runs_in_its_own_process_with_its_environment(toy_function: FunctionHost) -> None:
+    result = toy_function.invoke({"n": 1})
+    assert result["event"] == {"n": 1}
+    assert (result["name"], result["greeting"]) == ("Toy", "hello")
+    assert 0 < result["left_ms"] <= 1500
+
+
+def test_function_that_raises_reports_the_error_and_keeps_serving(toy_function: FunctionHost) -> None:
+    with pytest.raises(FunctionError) as raised:
+        toy_function.invoke({"raise": True})
+    assert raised.value.payload["errorType"] == "ValueError"
+    assert raised.value.payload["errorMessage"] == "bad event"
+    assert toy_function.invoke({"n": 2})["event"] == {"n": 2}
+
+
+def test_function_that_times_out_or_exits_is_replaced(toy_function: FunctionHost) -> None:
+    with pytest.raises(FunctionError) as timed_out:
+        toy_function.invoke({"sleep": 5})
+    assert timed_out.value.payload["errorType"] == "Sandbox.Timedout"
+    with pytest.raises(FunctionError) as exited:
+        toy_function.invoke({"exit": True})
+    assert exited.value.payload["errorType"] == "Runtime.ExitError"
+    assert toy_function.invoke({"n": 3})["event"] == {"n": 3}
+
+
+# --- ports -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--api-port", "--cinnox-port", "--emulator-port"])
+def test_a_port_already_taken_gives_a_clear_message(flag: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ports = {"--api-port": "0", "--cinnox-port": "0", "--emulator-port": "0", flag: str(port)}
+        done = subprocess.run(
+            [*LOCAL_STACK, "local", *(x for kv in ports.items() for x in kv)],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=60,
+            check=False,
+            cwd=ROOT,
+        )
+    assert done.returncode == 2
+    assert f"port {port}" in done.stderr
+    assert "already in use" in done.stderr
+
+
+def _processes_using(marker: str) -> list[int]:
+    """Processes whose environment mentions marker (the stack gives its children the emulator's URL)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_local_serves_alerts_live_and_stops_cleanly_on_ctrl_c() -> None:
+    # Given `make local` running, with its emulator on a port of our choosing
+    port = free_port()
+    command = [*LOCAL_STACK, "local", "--api-port", "0", "--cinnox-port", "0", "--emulator-port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT)
+    assert process.stdout is not None
+    printed_lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout or []:
+            printed_lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    lines: list[str] = []
+    rest = ""
+    try:
+        while not lines or not lines[-1].startswith("Alerts, as they are published"):
+            lines.append(printed_lines.get(timeout=60))
+        printed = "".join(lines)
+        url = next(line.split()[-1] for line in lines if line.strip().startswith("webhook URL"))
+        app_id = next(line.split()[-1] for line in lines if line.strip().startswith("AppID"))
+        assert "curl -s -X POST" in printed
+        # When a Rejected TDR and a challenge are posted to the printed URL
+        body = json.dumps(tdr(AppID=app_id, TransactionID="live-0001", Status="Rejected", ResponseCode="400"))
+        status, answer = http_post(url, body.encode(), {"Content-Type": "application/json"})
+        assert status == 200
+        assert json.loads(answer)["result"]["duplicate"] is False
+        assert http_post(url, b'{"challenge": "c-live"}', {})[1] == b'{"code":0,"result":{"challenge":"c-live"}}'
+        # Then its alert is printed within seconds
+        alert = printed_lines.get(timeout=10)
+        assert "Rejected" in alert
+        assert "live-0001" in alert
+    finally:
+        # And Ctrl-C unsubscribes and leaves no process behind
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        while not printed_lines.empty():
+            rest += printed_lines.get()
+    assert process.returncode == 0
+    assert "CinnoxSubscription: SUCCESS" in rest
+    assert _processes_using(f"127.0.0.1:{port}") == []
