@@ -57,7 +57,9 @@ def _parameter_defaults(section: str, column: int) -> dict[str, str]:
 
 
 def _absorbed() -> dict[str, int]:
-    rows = re.findall(r"^\| (sustained|burst)[^|]*\| ([\d,]+) \|$", _section("performance.md", "Capacity"), re.MULTILINE)
+    rows = re.findall(
+        r"^\| (sustained|burst)[^|]*\| ([\d,]+) \|$", _section("performance.md", "Capacity"), re.MULTILINE
+    )
     return {kind: int(value.replace(",", "")) for kind, value in rows}
 
 
