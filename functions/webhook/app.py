@@ -1,4 +1,8 @@
-"""Webhook for CINNOX: answers the URL challenge and stores each outbound-SMS TDR; lands parked TDRs."""
+"""Webhook for CINNOX: answers the URL challenge and stores each outbound-SMS TDR.
+
+Its cold start imports only what a request needs: parked TDRs land in functions/parked, and the SQS
+client for parking is made the first time a TDR is parked.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from cinnox_sms.errors import StorageUnavailable, WebhookError
-from cinnox_sms.metrics import LANDED, NOT_STORED, PARKED, REFUSED, REPEATED
-from cinnox_sms.parking import unpack
-from cinnox_sms.wiring import parking_drain, webhook_service
+from cinnox_sms.metrics import NOT_STORED, PARKED, REFUSED, REPEATED
+from cinnox_sms.webhook import SecretUnavailable
+from cinnox_sms.wiring import webhook_service
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()  # flushed only when something unusual happened: see lambda_handler
-# A batch that fails whole is reported message by message: they wait in the queue, no retry storm.
-parked = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def receive(event: APIGatewayProxyEventV2) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def answer(event: APIGatewayProxyEventV2) -> tuple[int, dict[str, Any]]:
         return HTTPStatus.NOT_FOUND, {"code": 404, "message": "not found"}
     try:
         receipt = webhook_service().receive(event.raw_path, event.body, bool(event.is_base64_encoded))
-    except (WebhookError, StorageUnavailable, GetParameterError) as error:
+    except (WebhookError, StorageUnavailable, SecretUnavailable) as error:
         return refused(error)
     if receipt.tdr is None:
         logger.info("challenge answered")
@@ -86,20 +85,11 @@ def refused(error: Exception) -> tuple[int, dict[str, Any]]:
     return HTTPStatus.SERVICE_UNAVAILABLE, {"code": 503, "message": "temporarily unavailable; retry later"}
 
 
-def land_parked(record: SQSRecord) -> None:
-    """Write one parked TDR; an error leaves it in the queue for a later try."""
-    stored = parking_drain().land(unpack(record.raw_event))
-    logger.info("parked TDR landed", message_id=record.message_id, duplicate=not stored)
-    metrics.add_metric(name=LANDED, unit=MetricUnit.Count, value=1)
-
-
-# The request path carries the webhook secret: never log the event.
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+# The request path carries the webhook secret: never log the event. No keys are appended per
+# request, so there is no state to clear (clear_state costs a formatter reset on every TDR).
+@logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     try:
-        records = event.get("Records")
-        if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
-            return process_partial_response(event=event, record_handler=land_parked, processor=parked, context=context)
         return receive(APIGatewayProxyEventV2(event))
     finally:
         # A stored TDR emits no metric (the stream counts it): no EMF line on the happy path.

@@ -103,6 +103,7 @@ def test_rehearsal_packages_every_artifact_to_s3_and_stops_moto(tmp_path: Path) 
     uris = _packaged_uris(packaged)
     assert set(uris) == {
         "WebhookFunction.CodeUri",
+        "ParkedTdrFunction.CodeUri",
         "AlertFunction.CodeUri",
         "MetricsFunction.CodeUri",
         "SubscriptionFunction.CodeUri",
@@ -154,7 +155,13 @@ def test_packaged_objects_are_the_artifacts_in_the_bucket(
     assert body("Metadata.LicenseUrl") == (ROOT / "LICENSE").read_bytes()
     assert body("Metadata.ReadmeUrl") == (ROOT / "README.md").read_bytes()
     # And each function's code is a zip of its built handler; the layer's holds the domain package
-    for function in ("WebhookFunction", "AlertFunction", "MetricsFunction", "SubscriptionFunction"):
+    for function in (
+        "WebhookFunction",
+        "ParkedTdrFunction",
+        "AlertFunction",
+        "MetricsFunction",
+        "SubscriptionFunction",
+    ):
         with zipfile.ZipFile(io.BytesIO(body(f"{function}.CodeUri"))) as archive:
             assert "app.py" in archive.namelist(), function
     with zipfile.ZipFile(io.BytesIO(body("CommonLayer.ContentUri"))) as archive:

@@ -167,6 +167,9 @@ def alert_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
 
 # --- the functions, loaded from the template's CodeUri and Handler --------------------
 
+# What a handler builds once per execution environment: each test starts from its own environment.
+CACHED_BUILDERS = ("webhook_service", "parking_drain", "alert_publisher")
+
 
 def _function(
     template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines, logical_id: str
@@ -176,11 +179,11 @@ def _function(
     module = load_function_module(template, logical_id)
     # Powertools reuses one handler per service across imports: point it at this test's buffer.
     module.logger.registered_handler.stream = logs
-    for cached in ("webhook_service", "alert_publisher"):
+    for cached in CACHED_BUILDERS:
         if hasattr(module, cached):
             getattr(module, cached).cache_clear()
     yield module
-    for cached in ("webhook_service", "alert_publisher"):
+    for cached in CACHED_BUILDERS:
         if hasattr(module, cached):
             getattr(module, cached).cache_clear()
 
@@ -188,6 +191,12 @@ def _function(
 @pytest.fixture
 def webhook(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "WebhookFunction")
+
+
+@pytest.fixture
+def parked(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
+    """The parked-TDR function, which lands what the parking queue holds."""
+    yield from _function(template, stack, monkeypatch, logs, "ParkedTdrFunction")
 
 
 @pytest.fixture

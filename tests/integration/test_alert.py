@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -13,7 +16,7 @@ from botocore.stub import Stubber
 
 from cinnox_sms import metrics as names
 from cinnox_sms.alerts import SKIP_NOT_INSERT, SKIP_NOT_TDR
-from local_stack.template import Template, matches_filter, stream_filters
+from local_stack.template import ROOT, Template, matches_filter, stream_filters
 from support import APP_ID, LambdaContext, LogLines, Post, Stack, emf, stream_records, tdr
 
 Inbox = Any
@@ -361,3 +364,17 @@ def test_sns_fault_is_retried_from_the_first_unpublished_alert_only(
     # Then the stream retries from the first failed SMS (the MODIFY after it rides along,
     # to keep the stream's order); the unrelated record before it is done with
     assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == keys[1:]
+
+
+def test_cold_start_loads_the_batch_processor_only_for_a_batch_with_a_record_to_retry() -> None:
+    # Given the function's handler, imported as Lambda imports it (the layer on the path)
+    rare = "('aws_lambda_powertools.utilities.batch', 'aws_lambda_powertools.utilities.data_classes', 'asyncio')"
+    code = f"import sys, app\nprint(sorted(m for m in sys.modules if m.startswith({rare}) or m == 'cinnox_sms.model'))"
+    path = os.pathsep.join([str(ROOT / "functions" / "alert"), str(ROOT / "layers" / "common")])
+    # When it is imported in a fresh interpreter
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True
+    )
+    # Then neither the batch processor nor any event data class (nor asyncio, which the processor
+    # loads) was: a batch that all went out answers without them; nor the webhook's TDR model
+    assert done.stdout.strip() == "[]"

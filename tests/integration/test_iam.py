@@ -46,7 +46,9 @@ def test_policy_templates_expand_as_sam_expands_them(stack: Stack) -> None:
     # The stream and queue readers get AWS's managed execution policies (exempt from the unused check).
     managed = {(s.function, s.policy) for s in statements if not s.ours}
     assert ("AlertFunction", "service-role/AWSLambdaDynamoDBExecutionRole") in managed
-    assert ("WebhookFunction", "service-role/AWSLambdaSQSQueueExecutionRole") in managed
+    assert ("ParkedTdrFunction", "service-role/AWSLambdaSQSQueueExecutionRole") in managed
+    # The webhook only sends to the parking queue: no queue reads in its role
+    assert ("WebhookFunction", "service-role/AWSLambdaSQSQueueExecutionRole") not in managed
 
 
 def test_encrypted_queues_topics_and_secrets_imply_kms_calls(stack: Stack, template: Template) -> None:
@@ -69,7 +71,8 @@ def test_event_source_mappings_use_the_function_role(stack: Stack, template: Tem
     """Lambda Developer Guide, "Lambda execution role" for SQS and DynamoDB Streams event sources, and
     "Capturing discarded batches" (an OnFailure destination is sent to with the function's role)."""
     calls = {(c.function, c.action, c.resource) for c in event_source_calls(template, stack.provisioned)}
-    assert ("WebhookFunction", "sqs:ReceiveMessage", stack.attrs["ParkingQueue.Arn"]) in calls
+    assert ("ParkedTdrFunction", "sqs:ReceiveMessage", stack.attrs["ParkingQueue.Arn"]) in calls
+    assert not any(function == "WebhookFunction" for function, _, _ in calls)
     assert ("AlertFunction", "dynamodb:GetRecords", stack.attrs["TdrTable.StreamArn"]) in calls
     assert ("AlertFunction", "sqs:SendMessage", stack.attrs["AlertFailureQueue.Arn"]) in calls
     assert not any(function == "SubscriptionFunction" for function, _, _ in calls)

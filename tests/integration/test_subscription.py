@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from local_stack.template import ROOT
 from support import APP_ID, LambdaContext, LogLines, Stack
 
 if TYPE_CHECKING:
@@ -425,3 +429,41 @@ def test_rotating_the_secret_then_changing_the_generation_resubscribes_the_new_u
     assert [r["Status"] for r in cloudformation.responses] == ["SUCCESS", "SUCCESS"]
     assert cloudformation.responses[1]["PhysicalResourceId"] == cloudformation.responses[0]["PhysicalResourceId"]
     assert new_secret not in json.dumps(cloudformation.responses)
+
+
+def test_both_secrets_are_read_fresh_over_one_client_per_event(
+    subscription: ModuleType,
+    custom_resource_event: Event,
+    cinnox: CinnoxSimulator,
+    cloudformation: ResponseEndpoint,
+    webhook_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the function making its AWS clients through boto3, watched
+    made: list[str] = []
+    make = boto3.client
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service)
+        return make(service, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(boto3, "client", client)
+    # When two Creates arrive (each reads the AppToken and the webhook secret)
+    invoke(subscription, custom_resource_event("Create"))
+    invoke(subscription, custom_resource_event("Create"))
+    # Then each event made one Secrets Manager client for its two reads (a client costs a cold start
+    # tens of ms), and no client is kept between events: a rotated secret is read on the next deploy
+    assert made == ["secretsmanager", "secretsmanager"]
+    assert [r["Status"] for r in cloudformation.responses] == ["SUCCESS", "SUCCESS"]
+
+
+def test_cold_start_loads_no_tdr_model_for_a_metric_name() -> None:
+    # Given the function's handler, imported as Lambda imports it (the layer on the path)
+    code = "import sys, app; print(sorted(m for m in sys.modules if m in ('cinnox_sms.model', 'cinnox_sms.item')))"
+    path = os.pathsep.join([str(ROOT / "functions" / "subscription"), str(ROOT / "layers" / "common")])
+    # When it is imported in a fresh interpreter
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True
+    )
+    # Then neither the wire model nor the stored item was built: the metric's name needs neither
+    assert done.stdout.strip() == "[]"

@@ -10,13 +10,13 @@ import pytest
 from cinnox_sms.custom_resource import SubscriptionProperties
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import FAILURE_STATUSES, Status
-from cinnox_sms.settings import AlertSettings, SubscriptionSettings, WebhookSettings
+from cinnox_sms.settings import AlertSettings, ParkedTdrSettings, SubscriptionSettings, WebhookSettings
 from local_stack.template import ROOT, Template, load_function_module, matches_filter, stream_filters
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-FUNCTIONS = ["WebhookFunction", "SubscriptionFunction", "AlertFunction", "MetricsFunction"]
+FUNCTIONS = ["WebhookFunction", "ParkedTdrFunction", "SubscriptionFunction", "AlertFunction", "MetricsFunction"]
 
 
 def test_parameters_are_named_as_documented_and_only_cinnox_ones_lack_defaults(template: Template) -> None:
@@ -71,6 +71,7 @@ def test_code_uri_and_handler_resolve(template: Template, name: str, monkeypatch
 def test_environment_variables_are_the_ones_the_settings_read(template: Template) -> None:
     settings: dict[str, dict[str, FieldInfo]] = {
         "WebhookFunction": WebhookSettings.model_fields,
+        "ParkedTdrFunction": ParkedTdrSettings.model_fields,
         "AlertFunction": AlertSettings.model_fields,
         "SubscriptionFunction": SubscriptionSettings.model_fields,
     }
@@ -95,9 +96,10 @@ def test_table_is_on_demand_with_recovery_stream_and_ttl(template: Template) -> 
     assert table["DeletionPolicy"] == "Retain"
 
 
-def test_retention_parameter_reaches_the_webhook(template: Template) -> None:
-    env = template.function("WebhookFunction")["Environment"]["Variables"]
-    assert env["TDR_RETENTION_DAYS"] == {"Ref": "TdrRetentionDays"}
+def test_retention_parameter_reaches_the_webhook_and_the_parked_tdr_function(template: Template) -> None:
+    for name in ("WebhookFunction", "ParkedTdrFunction"):
+        env = template.function(name)["Environment"]["Variables"]
+        assert env["TDR_RETENTION_DAYS"] == {"Ref": "TdrRetentionDays"}, name
 
 
 def test_http_api_posts_to_the_webhook(template: Template) -> None:
@@ -166,11 +168,13 @@ def test_email_subscriptions_are_optional(template: Template, subscription: str,
     assert template.conditions({**defaults, parameter: "ops@example.com"})[condition] is True
 
 
-def test_parking_queue_keeps_14_days_is_drained_by_the_webhook_and_alarmed(template: Template) -> None:
+def test_parking_queue_keeps_14_days_is_drained_by_its_own_function_and_alarmed(template: Template) -> None:
     queue = template.resource("ParkingQueue")["Properties"]
     assert queue["MessageRetentionPeriod"] == 14 * 86400
-    assert queue["VisibilityTimeout"] >= 6 * template.function("WebhookFunction")["Timeout"]
-    event = template.resource("WebhookFunction")["Properties"]["Events"]["Parked"]
+    assert queue["VisibilityTimeout"] >= 6 * template.function("ParkedTdrFunction")["Timeout"]
+    # The webhook only parks: its cold start and role carry nothing of the drain
+    assert set(template.resource("WebhookFunction")["Properties"]["Events"]) == {"Tdr"}
+    event = template.resource("ParkedTdrFunction")["Properties"]["Events"]["Parked"]
     assert event["Type"] == "SQS"
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ParkingQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

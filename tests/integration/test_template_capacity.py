@@ -230,8 +230,8 @@ def test_the_parking_drain_leaves_the_concurrency_to_the_webhook(template: Templ
     Parked TDRs pile up when the table throttles; an unbounded drain would then take the
     account's 1,000 environments from the webhook's own requests.
     """
-    # Given the webhook's SQS event source on the parking queue
-    parked = template.resource("WebhookFunction")["Properties"]["Events"]["Parked"]["Properties"]
+    # Given the parked-TDR function's SQS event source on the parking queue
+    parked = template.resource("ParkedTdrFunction")["Properties"]["Events"]["Parked"]["Properties"]
     # Then its concurrency is bounded, within AWS's range, to a tenth of the account's 1,000 at most
     maximum = parked["ScalingConfig"]["MaximumConcurrency"]
     assert 2 <= maximum <= 1000 // 10

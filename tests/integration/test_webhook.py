@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -13,7 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from local_stack.streams import sqs_record
+from integration.test_parked import parked_messages
 from support import APP_ID, LambdaContext, LogLines, Post, Stack, http_event, stream_records, table_items, tdr
 
 
@@ -237,33 +236,6 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     assert table_items(stack) == []
 
 
-def parked_messages(stack: Stack) -> list[Any]:
-    sqs = boto3.client("sqs")
-    return list(
-        sqs.receive_message(
-            QueueUrl=stack.refs["ParkingQueue"],
-            MaxNumberOfMessages=10,
-            MessageAttributeNames=["All"],
-            VisibilityTimeout=0,
-        ).get("Messages", [])
-    )
-
-
-def drain(webhook: ModuleType, stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    """Run the webhook on what the parking queue holds, as its SQS event source would."""
-    messages = parked_messages(stack)
-    event = {"Records": [sqs_record(m, stack.attrs["ParkingQueue.Arn"]) for m in messages]}
-    answer: dict[str, Any] = webhook.lambda_handler(event, context)
-    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
-    done = [m for m in messages if m["MessageId"] not in failed]
-    if done:
-        boto3.client("sqs").delete_message_batch(
-            QueueUrl=stack.refs["ParkingQueue"],
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-        )
-    return answer
-
-
 @pytest.mark.parametrize(
     "error",
     ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError", "ServiceUnavailable"],
@@ -286,55 +258,6 @@ def test_table_that_cannot_be_written_parks_the_tdr_and_answers_200(
     assert message["MessageAttributes"]["receivedAt"]["StringValue"].startswith("20")
     assert table_items(stack) == []
     assert any(r["level"] == "WARNING" and r["transaction_id"] == body["TransactionID"] for r in logs.records())
-
-
-def test_parked_tdr_lands_when_the_table_is_back(webhook: ModuleType, stack: Stack, context: LambdaContext) -> None:
-    # Given a TDR parked during an outage
-    client = webhook.webhook_service()._store._client
-    body = tdr(Status="Undelivered")
-    with Stubber(client) as stub:
-        stub.add_client_error("put_item", "ThrottlingException")
-        webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(body)), context)
-    received = parked_messages(stack)[0]["MessageAttributes"]["receivedAt"]["StringValue"]
-    # When the queue is drained with the table back
-    assert drain(webhook, stack, context) == {"batchItemFailures": []}
-    # Then the TDR is stored once, with the time it first arrived, and the queue is empty
-    [item] = table_items(stack)
-    assert (item["transactionId"]["S"], item["status"]["S"]) == (body["TransactionID"], "Undelivered")
-    assert item["receivedAt"]["S"] == datetime.fromisoformat(received).isoformat(timespec="milliseconds")
-    assert parked_messages(stack) == []
-    assert len(stream_records(stack)) == 1
-
-
-def test_parked_tdr_stays_parked_while_the_table_is_still_down(
-    webhook: ModuleType, stack: Stack, context: LambdaContext
-) -> None:
-    client = webhook.webhook_service()._store._client
-    with Stubber(client) as stub:
-        stub.add_client_error("put_item", "ThrottlingException")
-        stub.add_client_error("put_item", "ThrottlingException")
-        webhook.lambda_handler(http_event(f"/tdr/{stack.webhook_secret}", json.dumps(tdr())), context)
-        [message] = parked_messages(stack)
-        answer = drain(webhook, stack, context)
-    assert answer == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
-    assert len(parked_messages(stack)) == 1
-    assert table_items(stack) == []
-
-
-def test_parked_tdr_stored_meanwhile_lands_as_a_duplicate(
-    webhook: ModuleType, post: Post, stack: Stack, context: LambdaContext
-) -> None:
-    # Given a TDR parked, then sent again by CINNOX and stored directly
-    body = tdr()
-    client = webhook.webhook_service()._store._client
-    with Stubber(client) as stub:
-        stub.add_client_error("put_item", "ThrottlingException")
-        post(body)
-    assert post(body).body["result"]["duplicate"] is False
-    # When the parked copy lands, Then nothing new is written
-    assert drain(webhook, stack, context) == {"batchItemFailures": []}
-    assert len(table_items(stack)) == 1
-    assert len(stream_records(stack)) == 1
 
 
 def test_storage_and_parking_failing_is_a_503_logged_with_the_transaction_id(

@@ -51,26 +51,29 @@ def test_one_session_builds_every_client_and_sqs_waits_for_the_first_parked_tdr(
     assert session.made[2:] == ["sqs"]
 
 
-def test_the_function_service_is_built_once_from_the_default_session_and_the_drain_shares_its_table_client(
+def test_each_function_builds_its_own_once_from_the_default_session(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the function's environment, and boto3's default session watched
-    for name, value in stack.environment("WebhookFunction").items():
+    # Given the webhook's and the parked-TDR function's environments, and boto3's default session watched
+    for name, value in {**stack.environment("WebhookFunction"), **stack.environment("ParkedTdrFunction")}.items():
         monkeypatch.setenv(name, value)
     session = CountingSession()
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
     wiring.webhook_service.cache_clear()
+    wiring.parking_drain.cache_clear()
     try:
         # When the service and the drain are asked for, twice
         first, second = wiring.webhook_service(), wiring.webhook_service()
         drain = wiring.parking_drain()
-        # Then there is one service, its clients came from the default session once each,
-        # and the drain writes through the service's own table client
+        # Then there is one service and one drain, their clients came from the default session once each,
+        # and the drain writes to the service's table through a table client of its own (its own function)
         assert first is second
-        assert sorted(session.made) == ["dynamodb", "secretsmanager"]
-        assert drain._store is first.store
+        assert drain is wiring.parking_drain()
+        assert sorted(session.made) == ["dynamodb", "dynamodb", "secretsmanager"]
+        assert drain._store._table_name == first.store._table_name
     finally:
         wiring.webhook_service.cache_clear()
+        wiring.parking_drain.cache_clear()
 
 
 def test_parked_message_reads_back_the_same_from_the_queue_and_from_lambdas_event(stack: Stack) -> None:
@@ -102,27 +105,6 @@ def test_drain_refuses_a_message_that_holds_no_tdr(stack: Stack) -> None:
     assert drain.land(ParkedTdr(raw_body=body, received_at=RECEIVED)) is False
     [item] = table_items(stack)
     assert item["receivedAt"] == {"S": "2026-11-27T13:00:00.123+00:00"}
-
-
-def test_handler_leaves_a_parked_message_without_a_tdr_in_the_queue(
-    webhook: ModuleType, stack: Stack, context: LambdaContext
-) -> None:
-    """Partial batch answers: "Using Lambda with Amazon SQS" (ReportBatchItemFailures)."""
-    # Given a message in the parking queue that holds no TDR, beside a parked TDR
-    sqs = boto3.client("sqs")
-    for raw in ('{"challenge": "x"}', json.dumps(tdr())):
-        body, attributes = pack(ParkedTdr(raw_body=raw, received_at=RECEIVED))
-        sqs.send_message(QueueUrl=stack.refs["ParkingQueue"], MessageBody=body, MessageAttributes=attributes)
-    messages = sqs.receive_message(
-        QueueUrl=stack.refs["ParkingQueue"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    )["Messages"]
-    # When the webhook drains them
-    event = {"Records": [sqs_record(m, stack.attrs["ParkingQueue.Arn"]) for m in messages]}
-    answer = webhook.lambda_handler(event, context)
-    # Then the TDR is written, and only the other is reported failed (it stays for an operator, as redrive leaves it)
-    not_a_tdr = next(m["MessageId"] for m in messages if "challenge" in m["Body"])
-    assert answer == {"batchItemFailures": [{"itemIdentifier": not_a_tdr}]}
-    assert len(table_items(stack)) == 1
 
 
 def test_http_answer_has_the_payload_2_0_shape(webhook: ModuleType, stack: Stack, context: LambdaContext) -> None:

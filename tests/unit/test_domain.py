@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from cinnox_sms.alerts import Alert, NotAnAlert
+from cinnox_sms.alerts import Alert, NotAnAlert, _json_default
 from cinnox_sms.cinnox import CinnoxClient, RetryPolicy
 from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import BadRequest, CinnoxError
+from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Status, parse_inbound
 from support import tdr
 
@@ -169,7 +172,55 @@ def test_alert_json_handles_dynamodb_numbers() -> None:
     assert '"tags": ["a", "b"]' in alert.record_json()
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"expiresAt": Decimal("1830340800"), "score": Decimal("1.5"), "flag": True, "none": None},
+        {"raw": '{"Status": "Rejected",\n  "Exception": "a \\"quoted\\" ,\\n  break"}', "note": "é \u2028 ✓"},
+        {"tags": {"b", "a"}, "nested": {"m": [1, {"k": "v"}]}},  # a hand edit: maps, lists and sets
+        {"blob": b"\x00\x01"},
+    ],
+)
+def test_alert_message_is_json_of_each_protocols_text_to_the_character(extra: dict[str, Any]) -> None:
+    # Given an alert over a flat item, an item holding text that looks like JSON, or a hand-edited one
+    alert = Alert.from_image("1", _image(recipientNumber="852", **extra))
+    assert alert is not None
+    # When its message is built (written without json's slow indented encoder, each text escaped once)
+    message = alert.message
+    # Then it is what json writes for the per-protocol object, the e-mail's record indented as json indents it
+    indented = json.dumps(alert.item, indent=2, sort_keys=True, default=_json_default, ensure_ascii=False)
+    assert alert.record_json(indent=2) == indented
+    body, machine = alert.body(), alert.record_json()
+    assert body.endswith("The full record, as stored:\n" + indented)
+    json_protocols = ("sqs", "lambda", "http", "https", "firehose")
+    protocols = {"default": body, "email": body} | dict.fromkeys(json_protocols, machine)
+    assert message == json.dumps(protocols, ensure_ascii=False)
+
+
 def test_image_without_keys_is_not_an_alert() -> None:
     with pytest.raises(NotAnAlert):
         Alert.from_image("1", {"status": "Rejected"})
     assert Alert.from_image("1", _image(status="Delivered")) is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"RecipientNumber": 85298765432, "RecipientCountry": "hk", "ResponseCode": 400, "Exception": "not delivered"},
+        {"Type": "TDR", "ServiceID": "svc-01", "RecipientNumber": "+85291234567", "Exception": "无法送达 😢"},
+    ],
+)
+def test_the_webhooks_item_is_the_stored_models_item(fields: dict[str, Any]) -> None:
+    # Given a validated TDR, its raw body and its times
+    body = tdr(**fields)
+    parsed = parse_inbound(body).tdr
+    assert parsed is not None
+    received_at = datetime(2026, 11, 29, 23, 30, 1, 234567, tzinfo=UTC)
+    expires_at = received_at + timedelta(days=400)
+    # When the webhook's hot path builds the PutItem attribute map
+    item = StoredTdr.item_from_tdr(parsed, json.dumps(body), received_at, expires_at)
+    # Then it is the stored model's own item, attribute for attribute and in the same order
+    expected = StoredTdr.from_tdr(parsed, json.dumps(body), received_at, expires_at).to_item()
+    assert list(item.items()) == list(expected.items())
+    assert StoredTdr.from_item(item) == StoredTdr.from_tdr(parsed, json.dumps(body), received_at, expires_at)

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from cinnox_sms.item import StoredTdr
-from cinnox_sms.model import FAILURE_STATUSES, Status
+from cinnox_sms.status import FAILURE_STATUSES, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -26,6 +26,8 @@ MAX_MESSAGE_BYTES = 200 * 1024
 MAX_BATCH_BYTES = 240 * 1024
 _SUBJECT_LIMIT = 100
 _JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "firehose")
+# What a stream image's attribute holds when it is not a map, list or set.
+_SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
 
 
 class NotAnAlert(ValueError):
@@ -60,12 +62,17 @@ class Alert:
         return Status(self.tdr.status)
 
     def subject(self) -> str:
+        return self._subject
+
+    @functools.cached_property
+    def _subject(self) -> str:  # asked for twice: to size the batch, then in its entry
         recipient = self.tdr.recipient
         where = f" to {recipient}" if recipient else ""
         country = self.tdr.recipient_country
         subject = f"SMS {self.status.value}{where}{f' ({country})' if country else ''}: {self.tdr.transaction_id}"
         # SNS subjects: printable ASCII, no line breaks, under 100 characters.
-        subject = "".join(c if " " <= c <= "~" else "?" for c in subject)
+        if not (subject.isascii() and subject.isprintable()):  # printable ASCII is " " to "~"
+            subject = "".join(c if " " <= c <= "~" else "?" for c in subject)
         return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 3] + "..."
 
     def body(self) -> str:
@@ -89,6 +96,14 @@ class Alert:
         return "\n".join(lines)
 
     def record_json(self, indent: int | None = None) -> str:
+        if indent is not None and self.item and all(type(v) in _SCALARS for v in self.item.values()):
+            # json's indented output is written in Python; for a flat item, the same text comes
+            # from its C encoder with the indentation as the separator (a string holds no raw newline).
+            margin = " " * indent
+            flat = json.dumps(
+                self.item, separators=(",\n" + margin, ": "), sort_keys=True, default=_json_default, ensure_ascii=False
+            )
+            return "{\n" + margin + flat[1:-1] + "\n}"
         return json.dumps(self.item, indent=indent, sort_keys=True, default=_json_default, ensure_ascii=False)
 
     def attributes(self) -> dict[str, Any]:
@@ -124,10 +139,12 @@ class Alert:
         return Alert(self.key, item, self.tdr)._message()
 
     def _message(self) -> str:
-        machine = self.record_json()
-        body = self.body()
-        message = {"default": body, "email": body} | {p: machine for p in _JSON_PROTOCOLS}
-        return json.dumps(message, ensure_ascii=False)
+        # json.dumps({"default": body, "email": body} | {protocol: machine, ...}), to the character,
+        # with each of the two texts escaped once rather than once per protocol.
+        body = json.dumps(self.body(), ensure_ascii=False)
+        machine = json.dumps(self.record_json(), ensure_ascii=False)
+        entries = [f'"default": {body}', f'"email": {body}', *(f'"{p}": {machine}' for p in _JSON_PROTOCOLS)]
+        return "{" + ", ".join(entries) + "}"
 
 
 class AlertPublisher:

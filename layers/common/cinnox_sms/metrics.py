@@ -11,10 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
-
-from cinnox_sms.item import StoredTdr
-from cinnox_sms.model import Status
+from cinnox_sms.status import Status
 
 # TDRs stored, counted from the table's stream (one metric blob per batch, not per TDR).
 STORED = {status: f"Tdr{status.value}" for status in Status}
@@ -49,6 +46,11 @@ def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) ->
 
     INSERTs only: a TDR is written once, so a MODIFY (a hand edit) is no new TDR.
     """
+    # Here, not at the top: the functions that only need a metric's name load no pydantic model.
+    from pydantic import ValidationError
+
+    from cinnox_sms.item import StoredTdr
+
     counts: Counter[Status] = Counter()
     for event_name, image in records:
         if event_name != "INSERT" or image is None:

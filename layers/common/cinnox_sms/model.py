@@ -7,29 +7,18 @@ regard to case (or ``_``/``-``) and both a flat and a wrapped body are accepted.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from cinnox_sms.errors import BadRequest
+from cinnox_sms.status import FAILURE_STATUSES as FAILURE_STATUSES  # re-exported, as Status: they live
+from cinnox_sms.status import Status as Status  # apart so that what only needs them loads no Tdr model
 
-
-class Status(StrEnum):
-    SUBMITTED = "Submitted"
-    DELIVERED = "Delivered"
-    UNDELIVERED = "Undelivered"
-    REJECTED = "Rejected"
-
-    @property
-    def is_failure(self) -> bool:
-        return self in FAILURE_STATUSES
-
-
-FAILURE_STATUSES = frozenset({Status.UNDELIVERED, Status.REJECTED})
 _STATUS_BY_FOLDED_NAME = {status.value.lower(): status for status in Status}
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -39,7 +28,17 @@ _COUNTRY = re.compile(r"[A-Za-z]{2}")
 
 def fold(name: str) -> str:
     """``TransactionID``, ``transactionId``, ``transaction_id`` all fold to ``transactionid``."""
+    # The same few names come on every request (each is folded several times): cached, but
+    # only short ones, so that a body of long, random keys cannot fill the cache with them.
+    return _fold_short(name) if len(name) <= _FOLD_CACHED_UP_TO else _fold(name)
+
+
+def _fold(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
+
+
+_FOLD_CACHED_UP_TO = 64
+_fold_short = functools.lru_cache(maxsize=256)(_fold)
 
 
 class Tdr(BaseModel):

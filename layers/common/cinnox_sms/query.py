@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.item import StoredTdr
-from cinnox_sms.model import Status
+from cinnox_sms.status import Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -31,6 +31,13 @@ class WebhookSettings(_FromEnvironment):
     secret_max_age_seconds: int = Field(alias="WEBHOOK_SECRET_MAX_AGE", default=300, ge=0)
 
 
+class ParkedTdrSettings(_FromEnvironment):
+    """The parked-TDR drain writes to the webhook's table, with the same retention."""
+
+    table_name: str = Field(alias="TDR_TABLE_NAME", min_length=1)
+    retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+
+
 class AlertSettings(_FromEnvironment):
     topic_arn: str = Field(alias="ALERT_TOPIC_ARN", min_length=1)
 

@@ -33,7 +33,7 @@ class TdrStore:
         try:
             self._client.put_item(
                 TableName=self._table_name,
-                Item=StoredTdr.from_tdr(tdr, raw_body, received_at, received_at + self._retention).to_item(),
+                Item=StoredTdr.item_from_tdr(tdr, raw_body, received_at, received_at + self._retention),
                 ConditionExpression=_NEW_ITEM_ONLY,
             )
         except ClientError as error:
