@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from local_stack.gateway import AccessLogFormat
 from local_stack.template import ROOT, Template
 
 if TYPE_CHECKING:
@@ -181,3 +182,24 @@ def stream_records(stack: Stack) -> list[dict[str, Any]]:
             record["dynamodb"].pop("ApproximateCreationDateTime", None)
             records.append(record)
     return records
+
+
+def template_access_log_format(template: Template) -> AccessLogFormat:
+    """The template's own access log Format, as the local gateway renders it."""
+    return AccessLogFormat(template.resource("TdrApi")["Properties"]["AccessLogSettings"]["Format"])
+
+
+def access_log_line(template: Template, **values: str) -> str:
+    """An access log line as the gateway writes it, in the template's own Format."""
+    context = {
+        "requestId": "a1b2c3d4e5f60718",
+        "identity.sourceIp": "203.0.113.9",
+        "requestTime": "29/Nov/2026:10:00:00 +0000",
+        "httpMethod": "POST",
+        "routeKey": "POST /tdr/{secret}",
+        "status": "200",
+        "responseLength": "58",
+        "integrationLatency": "41",
+        **values,
+    }
+    return template_access_log_format(template).render(context)

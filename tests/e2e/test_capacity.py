@@ -21,33 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.gateway import TOO_MANY_REQUESTS, AccessLogFormat
+from local_stack.gateway import TOO_MANY_REQUESTS
 from local_stack.stack import LocalStack, StackOptions
 from local_stack.template import Template
 from local_stack.traffic import http_post
+from support import access_log_line
 
 RATE, BURST = 20, 10  # low limits, set through the stack's parameters as a deployer would
 APP = "capacity-app-0001"
-
-
-def _template_format(template: Template) -> AccessLogFormat:
-    return AccessLogFormat(template.resource("TdrApi")["Properties"]["AccessLogSettings"]["Format"])
-
-
-def _line(template: Template, **values: str) -> str:
-    """An access log line as the gateway writes it, in the template's own Format."""
-    context = {
-        "requestId": "a1b2c3d4e5f60718",
-        "identity.sourceIp": "203.0.113.9",
-        "requestTime": "29/Nov/2026:10:00:00 +0000",
-        "httpMethod": "POST",
-        "routeKey": "POST /tdr/{secret}",
-        "status": "200",
-        "responseLength": "58",
-        "integrationLatency": "41",
-        **values,
-    }
-    return _template_format(template).render(context)
 
 
 # --- through the real local stack, past the limit ------------------------------------------------
@@ -233,7 +214,7 @@ def test_the_access_log_has_a_line_per_request_in_the_templates_format_and_never
 ) -> None:
     """Customizing HTTP API access logs: the template's Format; the path (the secret) is not logged."""
     records = [json.loads(line) for line in run.log_lines]
-    keys = set(json.loads(_line(template)))
+    keys = set(json.loads(access_log_line(template)))
     # Every request of the scenario has its line (CINNOX's verification challenge too), in the Format
     assert len(records) >= len(run.below) + len(run.above)
     assert all(set(record) == keys for record in records)

@@ -33,31 +33,12 @@ from local_stack.logs import (
     evaluate_alarm,
 )
 from local_stack.traffic import Delivery, Outcome, Sender, Step, StepRun, plan_day, send_stepped
+from support import access_log_line, template_access_log_format
 
 if TYPE_CHECKING:
     from local_stack.template import Template
 
 RATE, BURST = 20, 10  # low limits, set through the stack's parameters as a deployer would
-
-
-def _template_format(template: Template) -> AccessLogFormat:
-    return AccessLogFormat(template.resource("TdrApi")["Properties"]["AccessLogSettings"]["Format"])
-
-
-def _line(template: Template, **values: str) -> str:
-    """An access log line as the gateway writes it, in the template's own Format."""
-    context = {
-        "requestId": "a1b2c3d4e5f60718",
-        "identity.sourceIp": "203.0.113.9",
-        "requestTime": "29/Nov/2026:10:00:00 +0000",
-        "httpMethod": "POST",
-        "routeKey": "POST /tdr/{secret}",
-        "status": "200",
-        "responseLength": "58",
-        "integrationLatency": "41",
-        **values,
-    }
-    return _template_format(template).render(context)
 
 
 # --- the filter pattern evaluator, on lines in the template's Format --------------------------
@@ -68,7 +49,7 @@ def test_the_templates_metric_filter_counts_429_lines_and_nothing_else(template:
     # Given the template's metric filter and a line per status the webhook's API answers
     pattern = FilterPattern(template.resource("ThrottledRequestsMetricFilter")["Properties"]["FilterPattern"])
     statuses = ["200", "400", "403", "404", "413", "429", "500"]
-    lines = {status: _line(template, status=status) for status in statuses}
+    lines = {status: access_log_line(template, status=status) for status in statuses}
     # Then only the 429 line matches
     assert [status for status, line in lines.items() if pattern.matches(line)] == ["429"]
     # and each line is JSON with the Format's fields
@@ -97,10 +78,10 @@ def test_json_filter_patterns_on_the_templates_access_log_lines(
     """CloudWatch Logs Filter pattern syntax: =, !=, * in strings, &&, || and parentheses."""
     # Given lines for four statuses (the 404 is an unmatched route: no routeKey)
     lines = {
-        "200": _line(template, status="200"),
-        "404": _line(template, status="404", routeKey=""),
-        "429": _line(template, status="429", integrationLatency=""),
-        "500": _line(template, status="500"),
+        "200": access_log_line(template, status="200"),
+        "404": access_log_line(template, status="404", routeKey=""),
+        "429": access_log_line(template, status="429", integrationLatency=""),
+        "500": access_log_line(template, status="500"),
     }
     # Then the pattern matches exactly these
     assert [status for status, line in lines.items() if FilterPattern(pattern).matches(line)] == matched
@@ -161,11 +142,11 @@ def test_a_lines_match_does_not_depend_on_json_key_order_or_spacing(template: Te
 
 def test_the_templates_format_renders_json_with_every_field_and_never_the_path(template: Template) -> None:
     """Customizing HTTP API access logs: the $context variables of the Format; a missing value is "-"."""
-    access_format = _template_format(template)
+    access_format = template_access_log_format(template)
     # Given the Format's variables
     assert "path" not in access_format.variables
     # When a 429 is rendered (no integration ran)
-    record = json.loads(_line(template, status="429", integrationLatency="", responseLength="31"))
+    record = json.loads(access_log_line(template, status="429", integrationLatency="", responseLength="31"))
     # Then every field is there, and those without a value are "-"
     assert record["status"] == "429"
     assert record["integrationLatency"] == "-"
@@ -248,7 +229,8 @@ def _metric_filter(template: Template) -> MetricFilter:
 def test_the_metric_filter_emits_one_per_429_and_its_default_when_none(template: Template) -> None:
     """Creating metrics from log events using filters: MetricValue per match, DefaultValue otherwise."""
     metric_filter = _metric_filter(template)
-    events = [LogEvent(1_000 + i, _line(template, status=s)) for i, s in enumerate(["200", "429", "429", "404"])]
+    statuses = ["200", "429", "429", "404"]
+    events = [LogEvent(1_000 + i, access_log_line(template, status=s)) for i, s in enumerate(statuses)]
     # A batch with two 429s: Sum 2 over two samples
     datum = metric_filter.datum(events)
     assert datum is not None

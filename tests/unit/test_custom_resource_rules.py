@@ -15,15 +15,11 @@ AWS documentation quoted here:
 
 from __future__ import annotations
 
-import json
-import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from cinnox_sms.custom_resource import (
@@ -33,68 +29,10 @@ from cinnox_sms.custom_resource import (
     SubscriptionResource,
 )
 from cinnox_sms.settings import SubscriptionSettings
-from local_stack.httpserver import JsonHandler, Server
-from support import APP_ID, Stack
+from support import APP_ID
 
 if TYPE_CHECKING:
     from local_stack.template import Template
-
-
-@pytest.fixture(autouse=True)
-def quick_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A responder worst case of about 1.7 s (about 2 s kept back), a short verification retry pause."""
-    monkeypatch.setenv("CFN_RESPONSE_TIMEOUT", "0.5")
-    monkeypatch.setenv("CFN_RESPONSE_BACKOFF", "0.05")
-    monkeypatch.setenv("CFN_RESPONSE_SLACK", "0.25")
-    monkeypatch.setenv("CINNOX_VERIFY_RETRY_PAUSE", "0.05")
-
-
-class ResponseCapture:
-    """CloudFormation's pre-signed response URL, keeping the raw bytes of every PUT; ``fail_next`` answers 503."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.fail_next = 0
-        capture = self
-
-        class Handler(JsonHandler):
-            def do_PUT(self) -> None:
-                body = self.read_body()
-                if capture.fail_next:
-                    capture.fail_next -= 1
-                    return self.reply(503)
-                capture.bodies.append(body)
-                return self.reply(200)
-
-        self._server = Server(Handler, what="response capture")
-
-    @property
-    def url(self) -> str:
-        return f"{self._server.url}/cloudformation-response?X-Amz-Signature={secrets.token_hex(8)}"
-
-    def answers(self) -> list[dict[str, Any]]:
-        return [json.loads(body.decode("utf-8")) for body in self.bodies]
-
-    def close(self) -> None:
-        self._server.close()
-
-
-@pytest.fixture
-def capture() -> Iterator[ResponseCapture]:
-    endpoint = ResponseCapture()
-    yield endpoint
-    endpoint.close()
-
-
-def resource(stack: Stack, stack_status: Callable[[str], str | None]) -> SubscriptionResource:
-    """The custom resource with the function's settings, secrets from moto, and a given stack status."""
-
-    def get_secret(secret_id: str) -> str:
-        return str(boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
-
-    return SubscriptionResource(
-        SubscriptionSettings.from_env(), get_secret, lambda _: None, lambda _: None, stack_status=stack_status
-    )
 
 
 @pytest.mark.parametrize(
