@@ -53,16 +53,9 @@ def stream_record(record: dict[str, Any]) -> StreamRecord:
         return StreamRecord(key, event_name, None)
     try:
         # As Powertools' DynamoDBRecord deserializes a NewImage (numbers as Decimal, binaries as bytes).
-        return StreamRecord(key, event_name, {name: _attribute(value) for name, value in image.items()})
+        return StreamRecord(key, event_name, {name: _deserializer.deserialize(value) for name, value in image.items()})
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError):
         return StreamRecord(key, event_name, None, readable=False)
-
-
-def _attribute(value: Any) -> Any:
-    # Text, most of a TDR's attributes, without the deserializer's dispatch (which returns it as it is).
-    if type(value) is dict and len(value) == 1 and "S" in value:
-        return value["S"]
-    return _deserializer.deserialize(value)
 
 
 @logger.inject_lambda_context(clear_state=True)
