@@ -276,6 +276,8 @@ def test_storage_and_parking_failing_is_a_503_logged_with_the_transaction_id(
     errors = [record for record in logs.records() if record["level"] == "ERROR"]
     assert [e["transaction_id"] for e in errors] == [body["TransactionID"]]
     assert errors[0]["parking"] == "ClientError"
+    # And the line names the invocation, to find it among the others
+    assert errors[0]["function_request_id"] == context.aws_request_id
 
 
 def test_missing_table_parks_the_tdr(post: Post, stack: Stack) -> None:

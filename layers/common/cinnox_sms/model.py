@@ -7,7 +7,6 @@ regard to case (or ``_``/``-``) and both a flat and a wrapped body are accepted.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,17 +27,17 @@ _COUNTRY = re.compile(r"[A-Za-z]{2}")
 
 def fold(name: str) -> str:
     """``TransactionID``, ``transactionId``, ``transaction_id`` all fold to ``transactionid``."""
-    # The same few names come on every request (each is folded several times): cached, but
-    # only short ones, so that a body of long, random keys cannot fill the cache with them.
-    return _fold_short(name) if len(name) <= _FOLD_CACHED_UP_TO else _fold(name)
+    folded = _FOLDED.get(name)
+    if folded is None:
+        folded = name.replace("_", "").replace("-", "").lower()
+        # The same few names come on every request: kept, but only short ones and only so many,
+        # so that a body of long, random keys cannot fill memory with them.
+        if len(name) <= 64 and len(_FOLDED) < 256:
+            _FOLDED[name] = folded
+    return folded
 
 
-def _fold(name: str) -> str:
-    return name.replace("_", "").replace("-", "").lower()
-
-
-_FOLD_CACHED_UP_TO = 64
-_fold_short = functools.lru_cache(maxsize=256)(_fold)
+_FOLDED: dict[str, str] = {}
 
 
 class Tdr(BaseModel):
@@ -119,10 +118,15 @@ def parse_inbound(body: Any) -> Inbound:
     """Classify and validate a decoded JSON body; raise ``BadRequest`` in words."""
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, not {_json_kind(body)}")
-    fields = _unwrap(body)
-    challenge = _challenge(body) or _challenge(fields)
-    folded = _fold_keys(fields)
-    known = {name: value for name, value in folded.items() if name in WIRE_NAMES}
+    # Each key is folded once (a TDR's fields are read on every request).
+    fields = _folded_items(body)
+    challenge = _challenge(fields)
+    if not any(name in _REQUIRED for name, _ in fields):
+        message = dict(fields).get("message")
+        if isinstance(message, dict):
+            fields = _folded_items(message)
+            challenge = challenge or _challenge(fields)
+    known = _known_fields(fields)
     if challenge is not None and not any(name in known for name in _REQUIRED):
         return Inbound(tdr=None, challenge=challenge)
     # Blank optional fields are how CINNOX says "none" (ResponseCode, Exception).
@@ -138,31 +142,29 @@ def parse_inbound(body: Any) -> Inbound:
     return Inbound(tdr=tdr, challenge=challenge)
 
 
-def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
-    folded = {fold(key): value for key, value in body.items()}
-    message = folded.get("message")
-    if isinstance(message, dict) and not any(name in folded for name in _REQUIRED):
-        return message
-    return body
+def _folded_items(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    known = _FOLDED.get  # fold() inlined for the names seen before: the common case
+    return [(known(key) or fold(key), value) for key, value in fields.items()]
 
 
-def _challenge(fields: Mapping[str, Any]) -> str | None:
-    for key, value in fields.items():
-        if fold(key) == "challenge":
+def _challenge(fields: list[tuple[str, Any]]) -> str | None:
+    for name, value in fields:
+        if name == "challenge":
             if not isinstance(value, str):
                 raise BadRequest(f"challenge must be a string, not {_json_kind(value)}")
             return value
     return None
 
 
-def _fold_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
-    folded: dict[str, Any] = {}
-    for key, value in fields.items():
-        name = fold(key)
-        if name in folded and name in WIRE_NAMES:
-            raise BadRequest(f"{WIRE_NAMES[name]} is given more than once (field names are case-insensitive)")
-        folded[name] = value
-    return folded
+def _known_fields(fields: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The TDR's fields by folded name; a field given twice (in any case) is refused."""
+    known: dict[str, Any] = {}
+    for name, value in fields:
+        if name in WIRE_NAMES:
+            if name in known:
+                raise BadRequest(f"{WIRE_NAMES[name]} is given more than once (field names are case-insensitive)")
+            known[name] = value
+    return known
 
 
 def _describe(error: ValidationError) -> str:

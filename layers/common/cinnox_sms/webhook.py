@@ -182,7 +182,7 @@ def decode_body(body: str | None, is_base64_encoded: bool) -> str:
 
 def parse_json(text: str) -> Any:
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise BadRequest(f"the body is nested too deeply (at most {MAX_DEPTH} levels)") from None
     except ValueError as error:
@@ -196,6 +196,9 @@ def parse_json(text: str) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per request as json.loads(...) makes
 
 
 def _check_structure(value: Any) -> None:
