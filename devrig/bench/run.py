@@ -842,7 +842,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
     packages = package_sizes(template, Path(args.build_dir))  # first: it says when sam build is due
     print("laying code out as deployed (.bench/)", flush=True)
     paths = lay_out(template)
-    stack = LocalStack(template, StackOptions(log_dir=BENCH / "logs"), status=lambda line: None)
+    stack = LocalStack(template, StackOptions(log_dir=BENCH / "logs", event_sources=False), status=lambda line: None)
     stack.start()
     try:
         print(f"cold starts: {args.runs} runs of {', '.join(names)}, each variant", flush=True)

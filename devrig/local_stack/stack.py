@@ -72,6 +72,9 @@ class StackOptions:
     api_deploy_delay: float = 1.0
     # Another stack's CINNOX simulator, to deploy a second stack against the same CINNOX account.
     cinnox: CinnoxSimulator | None = None
+    # Poll the stream and queue event sources. `make bench` turns them off: it invokes handlers
+    # itself, and the pollers' threads would take the GIL from what it times.
+    event_sources: bool = True
 
 
 @dataclass
@@ -328,6 +331,8 @@ class LocalStack:
             handle.flush()
 
     def _start_mappings(self) -> None:
+        if not self.options.event_sources:
+            return
         queue_urls = {
             self.provisioned.attrs[key]: self.provisioned.attrs[key.replace(".Arn", ".QueueUrl")]
             for key in self.provisioned.attrs
