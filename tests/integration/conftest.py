@@ -18,7 +18,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from moto.core.base_backend import BackendDict
 
@@ -54,10 +53,8 @@ def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """An empty moto account, for tests that provision something of their own."""
     _aws_environment(monkeypatch)
-    parameters.clear_caches()
     with mock_aws():
         yield
-    parameters.clear_caches()
 
 
 @dataclass
@@ -125,7 +122,6 @@ def stack(monkeypatch: pytest.MonkeyPatch, template: Template, moto_baseline: Ba
     """The template's resources in moto, as the session provisioned them: items, messages, secrets and
     any table, queue or subscription a test deleted or added are put back before each test."""
     _aws_environment(monkeypatch)
-    parameters.clear_caches()
     moto = mock_aws()
     moto.start(reset=False)
     try:
@@ -141,7 +137,6 @@ def stack(monkeypatch: pytest.MonkeyPatch, template: Template, moto_baseline: Ba
         yield Stack(template, mine, moto_baseline.app_token)
     finally:
         moto.stop(remove_data=False)
-        parameters.clear_caches()
 
 
 @pytest.fixture

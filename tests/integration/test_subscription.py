@@ -278,7 +278,7 @@ def test_missing_app_token_secret_fails_create_but_not_delete(
     invoke(subscription, custom_resource_event("Create", properties=properties))
     invoke(subscription, custom_resource_event("Delete", properties=properties))
     assert [r["Status"] for r in cloudformation.responses] == ["FAILED", "SUCCESS"]
-    assert "GetParameterError" in cloudformation.responses[0]["Reason"]
+    assert "ResourceNotFoundException" in cloudformation.responses[0]["Reason"]
     assert cinnox.calls == []
 
 
