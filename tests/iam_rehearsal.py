@@ -69,6 +69,16 @@ IAM_ACTIONS = {
     ("s3", "HeadObject"): "s3:GetObject",
     ("s3", "ListObjectsV2"): "s3:ListBucket",
 }
+# A DynamoDB transaction is no IAM action of its own: each of its actions is authorised as the underlying
+# operation (DynamoDB Developer Guide, "Using IAM with DynamoDB transactions").
+TRANSACTION_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Get": "dynamodb:GetItem",
+}
+TRANSACTIONS = {"TransactWriteItems", "TransactGetItems"}
 # botocore signing names that are not the IAM service prefix.
 IAM_PREFIXES = {"monitoring": "cloudwatch"}
 
@@ -297,6 +307,23 @@ def check_action(action: str, resource: str) -> None:
 def iam_action(signing_name: str, operation: str) -> str:
     prefix = IAM_PREFIXES.get(signing_name, signing_name)
     return IAM_ACTIONS.get((prefix, operation), f"{prefix}:{operation}")
+
+
+def authorisations(
+    signing_name: str, service: str, operation: str, params: dict[str, Any], response: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(IAM action, resource ARN) of each authorisation a request needs: one, or one per transaction action."""
+    if service == "dynamodb" and operation in TRANSACTIONS:
+        found: dict[tuple[str, str], None] = {}
+        for entry in params.get("TransactItems", []):
+            for kind, request in entry.items():
+                if kind not in TRANSACTION_ACTIONS:
+                    raise RehearsalError(f"dynamodb.{operation}: a {kind} action is not modelled")
+                for resource in resource_arns(service, kind, request, None):
+                    found[(TRANSACTION_ACTIONS[kind], resource)] = None
+        return list(found)
+    action = iam_action(signing_name, operation)
+    return [(action, resource) for resource in resource_arns(service, operation, params, response)]
 
 
 def _arn(service: str, rest: str) -> str:
@@ -621,8 +648,7 @@ class Rehearsal:
         if self.stack is None:
             self.problems[f"{function} {origin}: made outside a test's moto stack; cannot resolve its role"] = None
             return
-        action = iam_action(model.signing_name, operation)
-        for resource in resource_arns(model.service_name, operation, params, response):
+        for action, resource in authorisations(model.signing_name, model.service_name, operation, params, response):
             self.judge(Call(function, action, resource, origin, error), self.stack)
         if not self.modelled:
             self.modelled = True

@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.stub import Stubber
 
 from local_stack.gateway import AccessLogFormat
 from local_stack.template import ROOT, Template
@@ -182,6 +184,79 @@ def stream_records(stack: Stack) -> list[dict[str, Any]]:
             record["dynamodb"].pop("ApproximateCreationDateTime", None)
             records.append(record)
     return records
+
+
+# --- a deployed stack, as CloudFormation describes it ----------------------------------
+
+
+class StubbedCloudFormation(boto3.Session):
+    """A session whose CloudFormation client answers from a botocore Stubber."""
+
+    def __init__(self, answers: list[dict[str, Any] | str]) -> None:
+        super().__init__()
+        self.cloudformation = boto3.client("cloudformation")
+        self.stubber = Stubber(self.cloudformation)
+        for answer in answers:
+            if isinstance(answer, str):
+                self.stubber.add_client_error("describe_stacks", "ValidationError", answer)
+            else:
+                self.stubber.add_response("describe_stacks", answer)
+        self.stubber.activate()
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name == "cloudformation":
+            return self.cloudformation
+        return super().client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+
+
+def described_stack(outputs: dict[str, str]) -> dict[str, Any]:
+    """A DescribeStacks answer for stack cinnox-sms with these outputs."""
+    return {
+        "Stacks": [
+            {
+                "StackName": "cinnox-sms",
+                "CreationTime": "2026-11-27T00:00:00Z",
+                "StackStatus": "CREATE_COMPLETE",
+                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+            }
+        ]
+    }
+
+
+# --- rollups, for the report's tests -------------------------------------------------------
+
+
+def put_rollups(table: str, counts: dict[tuple[datetime, str], dict[str, int]]) -> None:
+    """Rollup items as cinnox_sms.rollup lays them out: (hour, country) -> {status: TDRs}."""
+    from cinnox_sms.rollup import RollupKey
+
+    requests: list[Any] = [
+        {
+            "PutRequest": {
+                "Item": RollupKey.of(hour, country).item_key()
+                | {status: {"N": str(n)} for status, n in by_status.items()}
+            }
+        }
+        for (hour, country), by_status in counts.items()
+    ]
+    client = boto3.client("dynamodb")
+    for start in range(0, len(requests), 25):  # BatchWriteItem takes at most 25 requests
+        client.batch_write_item(RequestItems={table: requests[start : start + 25]})
+
+
+def report_from_items(items: list[dict[str, Any]], since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+    """The test oracle: per country, the stored TDRs received in [since, until) by status, as the report
+    names its columns (sent = Submitted)."""
+    from cinnox_sms.item import StoredTdr
+
+    columns = {"Submitted": "sent", "Delivered": "delivered", "Undelivered": "undelivered", "Rejected": "rejected"}
+    lines: dict[str, dict[str, int]] = {}
+    for stored in map(StoredTdr.from_item, items):
+        received = datetime.fromisoformat(stored.received_at or "")
+        if since <= received < until:
+            line = lines.setdefault((stored.recipient_country or "??").upper(), dict.fromkeys(columns.values(), 0))
+            line[columns[stored.status]] += 1
+    return lines
 
 
 def template_access_log_format(template: Template) -> AccessLogFormat:

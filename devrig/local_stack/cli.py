@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from cinnox_sms.item import StoredTdr
-from cinnox_sms_cli.report import CountryLine, by_country, render, scan_since, since
-from local_stack.demo import Account, AlertInbox, Check, check, percentile, run_demo, summary
+from cinnox_sms_cli.report import CountryLine, HourCount, Period, by_country, moment, read_rollups, render
+from local_stack.demo import Account, AlertInbox, Check, DigestInbox, check, percentile, run_demo, summary
 from local_stack.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 from local_stack.httpserver import PortInUse
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
 from local_stack.traffic import Delivery, Outcome, Sender, Step, StepRun, send_stepped
+
+LOCAL_DIGEST_WINDOW_SECONDS = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--sms", type=int, default=300, help="SMS to simulate (default 300)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the day's traffic")
     demo.add_argument("--senders", type=int, default=8, help="concurrent senders (default 8)")
+    demo.add_argument(
+        "--burst", type=int, default=200, help="SMS failed by a carrier outage in one country (default 200; 0: none)"
+    )
     local = commands.add_parser("local", help="keep the stack running for manual use (Ctrl-C stops it)")
     load = commands.add_parser(
         "load", help="a stepped load: TDRs offered at rising rates, where the local path saturates, then the account"
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--app-id", default="demo-app-0001", help="the CINNOX AppID the stack is deployed for")
     args = parser.parse_args(argv)
 
-    parameters: dict[str, str] = {}
+    # Digests go out once per DigestWindowSeconds (300 s deployed): seconds here, so a run need not wait minutes.
+    parameters: dict[str, str] = {"DigestWindowSeconds": str(LOCAL_DIGEST_WINDOW_SECONDS)}
     if args.command == "load":
         if args.throttle_rate is not None:
             parameters["ApiThrottlingRateLimit"] = f"{args.throttle_rate:g}"
@@ -156,12 +162,15 @@ class Shutdown:
 
 def _demo(run: Shutdown, args: argparse.Namespace) -> int:
     stack = run.stack
-    account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders)
+    account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders, burst=args.burst)
     assert stack.aws is not None
-    # The operators' report, read from the table before the emulator goes away.
-    dynamodb = stack.aws.client("dynamodb")
-    lines = by_country(scan_since(dynamodb, stack.output("TdrTableName"), since("24h")))
-    report = render(lines, "table")
+    # The operators' report, read from the rollups (as `cinnox-sms report` reads them) before the
+    # emulator goes away, once MetricsFunction has counted every stored TDR.
+    now = datetime.now(UTC)
+    period = Period.covering(moment("24h", now), now)
+    counts = rollups_covering(stack, period, len(account.stored), deadline_seconds=REPORT_WAIT_SECONDS)
+    lines = by_country(counts)
+    report = render(lines, "table", period)
     answers = run.stop()
     unsubscribed = (
         bool(answers)
@@ -172,24 +181,45 @@ def _demo(run: Shutdown, args: argparse.Namespace) -> int:
     account.checks.append(report_check(account, lines))
     print(summary(account), flush=True)
     print(f"\nfunction logs: {stack.options.log_dir}")
-    print("\nReport (cinnox-sms report --since 24h, on what the demo stored):")
+    print("\nReport (cinnox-sms report --since 24h, from the rollups of what the demo stored):")
     print(report, flush=True)
     return 0 if account.ok else 1
 
 
+REPORT_WAIT_SECONDS = 60.0  # the metrics mapping batches for up to 15 s before it counts
+
+
+def rollups_covering(stack: LocalStack, period: Period, stored: int, deadline_seconds: float) -> list[HourCount]:
+    """The period's rollups once they count every stored TDR (or as they are at the deadline)."""
+    assert stack.aws is not None
+    dynamodb = stack.aws.client("dynamodb")
+    table = stack.output("RollupTableName")
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        counts = list(read_rollups(dynamodb, table, period))
+        if sum(sum(c.counts.values()) for c in counts) >= stored or time.monotonic() >= deadline:
+            return counts
+        time.sleep(0.5)
+
+
 def report_check(account: Account, lines: list[CountryLine]) -> Check:
-    """The operators' report, read from the table, must tell what the simulator sent."""
+    """The operators' report, read from the rollups, must tell what the simulator sent."""
     truth: dict[str, Counter[str]] = {}
     for sms in account.messages:
-        truth.setdefault(sms.country.code, Counter())[sms.outcome.value.lower()] += 1
+        sent = truth.setdefault(sms.country.code, Counter())
+        sent["sent"] += 1  # each SMS's Submitted TDR
+        sent[sms.outcome.value.lower()] += 1
     reported = {
         line.country: Counter(
-            {k: getattr(line, k) for k in ("delivered", "undelivered", "rejected") if getattr(line, k)}
+            {k: getattr(line, k) for k in ("sent", "delivered", "undelivered", "rejected") if getattr(line, k)}
         )
         for line in lines
         if line.country != "all"
     }
-    return Check(reported == truth, f"cinnox-sms report agrees with what was sent, country by country ({len(truth)})")
+    return Check(
+        reported == truth,
+        f"cinnox-sms report (from the rollups) agrees with what was sent, country by country ({len(truth)})",
+    )
 
 
 LOAD_STEPS = "20,40,80,160,320"
@@ -367,6 +397,7 @@ def _local(run: Shutdown) -> int:
         "Exception": "sms send failed",
     }
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
+    digest_inbox = DigestInbox(stack.aws, stack.output("DigestTopicArn"))
     print(
         f"""
 CINNOX SMS tracker, running locally (Ctrl-C to stop)
@@ -375,6 +406,7 @@ CINNOX SMS tracker, running locally (Ctrl-C to stop)
   AWS emulator  {stack.endpoint}  (AWS_ENDPOINT_URL={stack.endpoint})
   table         {stack.output("TdrTableName")}
   alert topic   {stack.output("AlertTopicArn")}
+  digest topic  {stack.output("DigestTopicArn")}  (one digest per {LOCAL_DIGEST_WINDOW_SECONDS} s window here)
   CINNOX        {stack.cinnox.base_url if stack.cinnox else "-"}  (simulator; the webhook is subscribed)
   logs          {stack.options.log_dir}
 
@@ -383,8 +415,9 @@ Post a TDR:
 
 Ask the operator's tool (the local stack answers CloudFormation's DescribeStacks):
   {operator_command(stack, "report", "--since", "1h")}
+  {operator_command(stack, "report", "--since", "24h", "--by", "hour", "--format", "csv")}
 
-Alerts, as they are published:""",
+Alerts, as they are published (one per failed SMS), and digests (one per window):""",
         flush=True,
     )
     try:
@@ -394,6 +427,12 @@ Alerts, as they are published:""",
                     f"  {time.strftime('%H:%M:%S')}  {alert.status:<11} {alert.transaction_id}  "
                     f"to {alert.recipient or '?'} ({alert.recipient_country or '?'})"
                     f"  {alert.exception or ''}",
+                    flush=True,
+                )
+            for digest in digest_inbox.receive():
+                countries = ", ".join(f"{country} {count}" for country, count in digest["byCountry"].items())
+                print(
+                    f"  {time.strftime('%H:%M:%S')}  digest      {digest['failed']} SMS failed ({countries})",
                     flush=True,
                 )
     except KeyboardInterrupt:  # the signal that stops `local`: its normal end

@@ -39,6 +39,12 @@ class Account:
     subscription: list[bool]
     seconds: float
     checks: list[Check] = field(default_factory=list)
+    # The digest topic's messages (their machine form), the digest mapping's invocations (one per batching
+    # window here: one poller), and DigestWindowSeconds; None when the run did not wait for digests.
+    digests: list[dict[str, Any]] = field(default_factory=list)
+    digest_invocations: int = 0
+    digest_window: float | None = None
+    burst: tuple[str, int] | None = None  # (country, SMS) of the simulated carrier outage
 
     @property
     def ok(self) -> bool:
@@ -72,6 +78,34 @@ class AlertInbox:
         return alerts
 
 
+class DigestInbox:
+    """An SQS queue subscribed to the digest topic with raw delivery: each digest's machine message (the `sqs`
+    protocol's JSON: counts and every transaction ID), as a system that audits the digests reads it."""
+
+    def __init__(self, aws: boto3.Session, topic_arn: str, name: str = "local-digest-inbox") -> None:
+        self._sqs = aws.client("sqs")
+        self.url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.client("sns").subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+        )
+
+    def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        messages = answer.get("Messages", [])
+        if messages:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        return [json.loads(message["Body"]) for message in messages]
+
+
+def digested(digests: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """How many digests list each failed SMS, by (TransactionID, status)."""
+    return Counter((i, status) for d in digests for status, ids in d["transactionIds"].items() for i in ids)
+
+
 def run_demo(
     stack: LocalStack,
     *,
@@ -86,6 +120,7 @@ def run_demo(
     assert stack.aws is not None
     assert stack.cinnox is not None
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
+    digest_inbox = DigestInbox(stack.aws, stack.output("DigestTopicArn"))
     webhook_url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
     messages, deliveries = plan_day(sms_count, app_id=stack.options.app_id, seed=seed, **traffic)
     alerts: Counter[tuple[str, str]] = Counter()
@@ -99,10 +134,13 @@ def run_demo(
     receiving = threading.Event()
     receiving.set()
 
+    digests: list[dict[str, Any]] = []
+
     def receive_alerts() -> None:
         while receiving.is_set():
             stored = map(StoredTdr.from_stream_image, inbox.receive(wait_seconds=1))  # each record is a NewImage
             alerts.update((s.transaction_id, s.status) for s in stored)
+            digests.extend(digest_inbox.receive())
 
     receiver = threading.Thread(target=receive_alerts, daemon=True)
     receiver.start()
@@ -121,6 +159,11 @@ def run_demo(
     alerting = [m for m in stack.mappings if m.function == "AlertFunction"]
     for mapping in alerting:
         mapping.wait_idle(10)
+    # The last digest goes out when its batching window closes: wait for every alert to be in one.
+    window = float(stack.provisioned.refs["DigestWindowSeconds"])
+    deadline = time.monotonic() + 2 * window + 30
+    while time.monotonic() < deadline and not set(digested(digests)) >= set(alerts):
+        time.sleep(0.2)
     time.sleep(1.5)
     receiving.clear()
     receiver.join()
@@ -133,7 +176,22 @@ def run_demo(
         "invocations": sum(m.stats.invocations for m in alerting),
     }
     subscription = [entry["enabled"] for entry in stack.cinnox.history]
-    return Account(messages, outcomes, stored, alerts, stream, subscription, seconds)
+    digest_queue = stack.provisioned.attrs["DigestQueue.Arn"]
+    invocations = sum(m.stats.invocations for m in stack.queue_mappings if m.queue_arn == digest_queue)
+    burst = int(traffic.get("burst", 0))
+    return Account(
+        messages,
+        outcomes,
+        stored,
+        alerts,
+        stream,
+        subscription,
+        seconds,
+        digests=digests,
+        digest_invocations=invocations,
+        digest_window=window,
+        burst=(str(traffic.get("burst_country", "VE")), burst) if burst else None,
+    )
 
 
 def check(account: Account, unsubscribed: bool, *, throttled: bool = False) -> None:
@@ -196,12 +254,46 @@ def check(account: Account, unsubscribed: bool, *, throttled: bool = False) -> N
             f"{account.stream['invocations']} invocations)",
         )
     )
+    if account.digest_window is not None:
+        checks += digest_checks(account, failures)
     checks.append(
         Check(
             account.subscription[:1] == [True] and unsubscribed,
             "CINNOX verified and subscribed the webhook at start, and saw enabled: false at shutdown",
         )
     )
+
+
+def digest_checks(account: Account, failures: set[tuple[str, str]]) -> list[Check]:
+    """People's digests: every failure in exactly one, at most two digests per batching window (one poller here:
+    each invocation of the digest function is one window)."""
+    listed = digested(account.digests)
+    twice = [key for key, count in listed.items() if count > 1]
+    windows = account.digest_invocations
+    return [
+        Check(
+            set(listed) == failures and not twice,
+            f"every Undelivered/Rejected SMS is in exactly one digest ({len(listed)} of {len(failures)}; "
+            f"{len(twice)} in two), and nothing else is",
+        ),
+        Check(
+            0 < len(account.digests) <= 2 * windows,
+            f"at most 2 digests per batching window: {len(account.digests)} digests for {windows} windows "
+            f"of {account.digest_window:g} s (DigestWindowSeconds), not {sum(account.alerts.values())} e-mails",
+        ),
+    ]
+
+
+def _outage_lines(account: Account) -> list[str]:
+    if account.burst is None:
+        return []
+    country, count = account.burst
+    outage = {(m.transaction_id, m.outcome.value) for m in account.messages if m.transaction_id.startswith("outage-")}
+    carrying = sum(1 for d in account.digests if outage & set(digested([d])))
+    return [
+        f"  carrier outage      {count} SMS to {country} Undelivered within a minute: {count} alerts, "
+        f"in {carrying} digest(s)"
+    ]
 
 
 def summary(account: Account) -> str:
@@ -224,7 +316,10 @@ def summary(account: Account) -> str:
         f"  refused             {sum(refused.values())}  ({refusals})",
         f"  retried by sender   {retried}",
         f"  stored in DynamoDB  {len(account.stored)}",
-        f"  alerts published    {sum(account.alerts.values())}",
+        f"  alerts published    {sum(account.alerts.values())}  (one per failed SMS, for machines: AlertTopic)",
+        f"  digests published   {len(account.digests)}  (for people: DigestTopic, one per "
+        f"{account.digest_window or 0:g} s window)",
+        *_outage_lines(account),
         f"  time                {account.seconds:.1f} s, {sent / account.seconds:.0f} requests/s; latency "
         f"p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms",
         "",

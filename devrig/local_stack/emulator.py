@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import subprocess
@@ -17,7 +18,7 @@ import boto3
 from local_stack.httpserver import check_port, free_port
 from local_stack.logs import MetricFilter
 from local_stack.processes import stop
-from local_stack.template import ACCOUNT, REGION, Template, resolve
+from local_stack.template import ACCOUNT, REGION, Template, check_sqs_subscriptions, resolve
 
 CREDENTIALS = dict.fromkeys(
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "local"
@@ -107,8 +108,9 @@ def generate_secret(spec: dict[str, Any]) -> str:
 
 def provision(template: Template, parameters: dict[str, str], aws: boto3.Session, stack: str) -> Provisioned:
     """Create in the emulator every table, queue, topic, subscription and secret the template declares."""
+    check_sqs_subscriptions(template)  # AWS would take them and drop every message; moto would deliver
     done = Provisioned()
-    done.refs.update({**template.parameter_defaults(), **parameters})
+    done.refs.update({**template.parameter_defaults(), **parameters, "AWS::StackName": stack})
     conditions = template.conditions(done.refs)
     resources = template.body["Resources"]
     order = [
@@ -241,14 +243,17 @@ def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str
         done.attrs[f"{logical_id}.StreamArn"] = described["LatestStreamArn"]
 
 
+def _attribute_text(value: Any) -> str:
+    """A property as CloudFormation passes it to SQS or SNS: an object (RedrivePolicy) as JSON, booleans as "true"."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _queue(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned) -> None:
     sqs = aws.client("sqs")
     name = properties.get("QueueName") or _physical_name(stack, logical_id)
-    attributes = {
-        key: str(value).lower() if isinstance(value, bool) else str(value)
-        for key, value in properties.items()
-        if key not in ("QueueName", "Tags")
-    }
+    attributes = {key: _attribute_text(value) for key, value in properties.items() if key not in ("QueueName", "Tags")}
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
     done.refs[logical_id] = url
     done.attrs[f"{logical_id}.Arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
@@ -273,10 +278,17 @@ def _subscription(
     aws: boto3.Session, stack: str, logical_id: str, properties: dict[str, Any], done: Provisioned
 ) -> None:
     resolved = resolve(properties, done.refs, done.attrs)
+    # The subscription attributes CloudFormation sets (RawMessageDelivery, FilterPolicy, ...).
+    attributes = {
+        key: _attribute_text(value)
+        for key, value in resolved.items()
+        if key in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "DeliveryPolicy")
+    }
     answer = aws.client("sns").subscribe(
         TopicArn=resolved["TopicArn"],
         Protocol=resolved["Protocol"],
         Endpoint=resolved["Endpoint"],
+        Attributes=attributes,
         ReturnSubscriptionArn=True,
     )
     done.refs[logical_id] = answer["SubscriptionArn"]

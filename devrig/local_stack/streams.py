@@ -3,7 +3,9 @@
 It polls the stream, drops records the FilterCriteria do not keep, batches by
 BatchSize and MaximumBatchingWindowInSeconds, and honours partial batch answers
 (checkpointing at the first failed record), BisectBatchOnFunctionError,
-MaximumRetryAttempts and the OnFailure destination.
+MaximumRetryAttempts, the OnFailure destination and TumblingWindowInSeconds (Lambda Developer
+Guide, "Using AWS Lambda with Amazon DynamoDB", tumbling windows: the event carries shardId,
+window, state and the final-invoke flags; an answer without "state" is a failed invocation).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from local_stack.runtime import FunctionError
-from local_stack.template import REGION, dynamodb_filters, matches_filter
+from local_stack.template import REGION, check_stream_mapping, dynamodb_filters, matches_filter
 
 if TYPE_CHECKING:
     import boto3
@@ -38,12 +40,15 @@ class MappingConfig:
     bisect: bool = False
     max_retries: int = -1  # -1: until the record expires, as Lambda's default
     on_failure_queue_url: str | None = None
+    tumbling_window: int = 0  # seconds; 0: none (no shardId, window or state in the event)
+    parallelization_factor: int = 1  # one batch at a time per shard here, whatever the factor
 
     @classmethod
     def from_properties(cls, properties: dict[str, Any], queue_urls: dict[str, str]) -> MappingConfig:
         # Refused here, as Lambda refuses them at CreateEventSourceMapping: a pattern on a key
         # other than `dynamodb` would otherwise work locally and fail the first real deploy.
         filters = dynamodb_filters(properties.get("FilterCriteria"))
+        check_stream_mapping(properties, f"DynamoDB event on {properties.get('Stream')}")
         destination = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         return cls(
             stream_arn=properties["Stream"],
@@ -54,6 +59,8 @@ class MappingConfig:
             bisect=bool(properties.get("BisectBatchOnFunctionError", False)),
             max_retries=int(properties.get("MaximumRetryAttempts", -1)),
             on_failure_queue_url=queue_urls.get(destination) if destination else None,
+            tumbling_window=int(properties.get("TumblingWindowInSeconds", 0)),
+            parallelization_factor=int(properties.get("ParallelizationFactor", 1)),
         )
 
 
@@ -66,6 +73,15 @@ class MappingStats:
     partial_failures: int = 0
     records_sent_to_on_failure: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    final_invokes: int = 0  # tumbling windows closed
+
+
+@dataclass
+class _Window:
+    """A shard's open tumbling window: its start (epoch seconds) and the state the function returned."""
+
+    start: int
+    state: Any = field(default_factory=dict)
 
 
 class StreamMapping:
@@ -93,7 +109,8 @@ class StreamMapping:
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="stream-mapping")
         self._iterators: dict[str, str | None] = {}
-        self._seen: dict[str, None] = {}  # recent eventIDs, oldest first
+        self._seen: dict[str, str] = {}  # recent eventIDs (oldest first) -> their shard
+        self._windows: dict[str, _Window] = {}  # by shard: the open tumbling window
 
     def start(self) -> None:
         self._thread.start()
@@ -138,6 +155,7 @@ class StreamMapping:
                 self._deliver(batch)
                 first_pending_at = time.monotonic()
             if not fresh:
+                self._close_windows(time.time())
                 if not pending:
                     self._idle.set()
                 self._stop.wait(self._poll_interval)
@@ -156,10 +174,10 @@ class StreamMapping:
                 continue
             answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard_id] = answer.get("NextShardIterator")
-            records += [self._as_lambda_sees_it(r) for r in answer["Records"] if self._first_sight(r)]
+            records += [self._as_lambda_sees_it(r) for r in answer["Records"] if self._first_sight(r, shard_id)]
         return records
 
-    def _first_sight(self, record: dict[str, Any]) -> bool:
+    def _first_sight(self, record: dict[str, Any], shard_id: str = "") -> bool:
         """DynamoDB Streams shows each record once. moto numbers records without a lock, so two
         concurrent writes can share a sequence number and the iterator then returns one of them
         twice (same eventID): drop the repeat, as AWS would never send it."""
@@ -168,7 +186,7 @@ class StreamMapping:
             return True
         if event_id in self._seen:
             return False
-        self._seen[event_id] = None
+        self._seen[event_id] = shard_id
         if len(self._seen) > _SEEN_LIMIT:
             self._seen.pop(next(iter(self._seen)))
         return True
@@ -186,6 +204,66 @@ class StreamMapping:
     # --- delivering ------------------------------------------------------------
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        if not self.config.tumbling_window:
+            self._deliver_batch(batch)
+            return
+        # A batch holds one shard's records of one window: split where either changes.
+        runs: list[list[dict[str, Any]]] = []
+        for record in batch:
+            if runs and self._window_of(runs[-1][0]) == self._window_of(record):
+                runs[-1].append(record)
+            else:
+                runs.append([record])
+        for run in runs:
+            shard, start = self._window_of(run[0])
+            window = self._windows.get(shard)
+            if window is not None and window.start != start:
+                self._final_invoke(shard)
+            self._windows.setdefault(shard, _Window(start))
+            self._deliver_batch(run)
+
+    def _shard_of(self, record: dict[str, Any]) -> str:
+        return self._seen.get(record.get("eventID", ""), "") or next(iter(self._iterators), "")
+
+    def _window_of(self, record: dict[str, Any]) -> tuple[str, int]:
+        """The record's shard and the start of its tumbling window (by its ApproximateCreationDateTime)."""
+        created = int(record.get("dynamodb", {}).get("ApproximateCreationDateTime") or time.time())
+        return self._shard_of(record), created - created % self.config.tumbling_window
+
+    def _window_event(self, records: list[dict[str, Any]], shard: str, *, final: bool = False) -> dict[str, Any]:
+        window = self._windows[shard]
+        iso = "%Y-%m-%dT%H:%M:%SZ"
+        return {
+            "Records": records,
+            "window": {
+                "start": time.strftime(iso, time.gmtime(window.start)),
+                "end": time.strftime(iso, time.gmtime(window.start + self.config.tumbling_window)),
+            },
+            "state": window.state,
+            "shardId": shard,
+            "eventSourceARN": self.config.stream_arn,
+            "isFinalInvokeForWindow": final,
+            "isWindowTerminatedEarly": False,
+        }
+
+    def _close_windows(self, now: float) -> None:
+        for shard, window in list(self._windows.items()):
+            if window.start + self.config.tumbling_window <= now:
+                self._final_invoke(shard)
+
+    def _final_invoke(self, shard: str) -> None:
+        """The window's last invoke, no records, its state: retried until it succeeds (or max_retries), as
+        Lambda pauses the shard until it does."""
+        attempt = 0
+        while self._invoke_once([], shard=shard, final=True) is not None:
+            if self._stop.is_set() or 0 <= self.config.max_retries <= attempt:
+                break
+            self._stop.wait(self._retry_pause * (2 ** min(attempt, 6)))
+            attempt += 1
+        self.stats.final_invokes += 1
+        self._windows.pop(shard, None)
+
+    def _deliver_batch(self, batch: list[dict[str, Any]]) -> None:
         work = [(batch, 0)]
         while work and not self._stop.is_set():
             records, attempt = work.pop(0)
@@ -203,16 +281,30 @@ class StreamMapping:
             else:
                 work.insert(0, (remaining, attempt + 1))
 
-    def _invoke_once(self, records: list[dict[str, Any]]) -> int | None:
+    def _invoke_once(self, records: list[dict[str, Any]], *, shard: str = "", final: bool = False) -> int | None:
         """Invoke; return the index to retry from, or None when the batch is done."""
         self.stats.invocations += 1
         self.stats.batch_sizes.append(len(records))
+        windowed = bool(self.config.tumbling_window)
+        if windowed:
+            shard = shard if final or not records else self._shard_of(records[0])
+            event = self._window_event(records, shard, final=final)
+        else:
+            event = {"Records": records}
         try:
-            answer = self._invoke({"Records": records})
+            answer = self._invoke(event)
         except FunctionError as error:
             self.stats.function_errors += 1
-            self._log(f"[local stack] alert batch of {len(records)} failed: {error}")
+            self._log(f"[local stack] stream batch of {len(records)} failed: {error}")
             return 0
+        if windowed:
+            # Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB" (tumbling windows): "If the
+            # response does not contain a state property, Lambda considers this a failed invocation."
+            if not isinstance(answer, dict) or "state" not in answer:
+                self.stats.function_errors += 1
+                self._log(f"[local stack] stream batch of {len(records)} failed: the answer carries no state")
+                return 0
+            self._windows[shard].state = answer["state"]
         if not self.config.report_item_failures or not isinstance(answer, dict):
             return None
         failures = answer.get("batchItemFailures") or []
@@ -279,31 +371,112 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
+# --- SQS event source mappings -------------------------------------------------------------
+# The ranges are Lambda's, in "Using Lambda with Amazon SQS" (Batching behavior; Configuring
+# maximum concurrency) and the CreateEventSourceMapping API reference: Lambda refuses the
+# mapping outside them, so the local stack refuses the template when it reads it.
+SQS_MAX_BATCH_SIZE = 10_000  # standard queues (FIFO: 10)
+SQS_BATCH_SIZE_WITHOUT_WINDOW = 10  # above it, MaximumBatchingWindowInSeconds must be at least 1 s
+SQS_MAX_BATCHING_WINDOW = 300
+SQS_MIN_CONCURRENCY, SQS_MAX_CONCURRENCY = 2, 1000  # ScalingConfig.MaximumConcurrency
+INVOCATION_PAYLOAD_LIMIT = 6 * 1024 * 1024  # a synchronous invocation's payload ("Lambda quotas")
+RECEIVE_LIMIT = 10  # ReceiveMessage's MaxNumberOfMessages
+
+
+class QueueMappingError(ValueError):
+    """An SQS event source mapping Lambda would refuse at CreateEventSourceMapping."""
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """An SQS event's Properties from the template, resolved and checked against Lambda's ranges."""
+
+    queue_arn: str
+    batch_size: int = 10
+    batching_window: float = 0.0
+    maximum_concurrency: int | None = None  # None: no limit of the mapping's own
+    report_item_failures: bool = False
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, Any]) -> QueueConfig:
+        batch_size = int(properties.get("BatchSize", 10))
+        window = properties.get("MaximumBatchingWindowInSeconds")
+        concurrency = properties.get("ScalingConfig", {}).get("MaximumConcurrency")
+        where = f"SQS event on {properties.get('Queue')}"
+        if not 1 <= batch_size <= SQS_MAX_BATCH_SIZE:
+            raise QueueMappingError(f"{where}: BatchSize {batch_size} is outside 1-{SQS_MAX_BATCH_SIZE}")
+        if window is not None and not 0 <= int(window) <= SQS_MAX_BATCHING_WINDOW:
+            raise QueueMappingError(
+                f"{where}: MaximumBatchingWindowInSeconds {window} is outside 0-{SQS_MAX_BATCHING_WINDOW}"
+            )
+        if batch_size > SQS_BATCH_SIZE_WITHOUT_WINDOW and (window is None or int(window) < 1):
+            raise QueueMappingError(
+                f"{where}: BatchSize {batch_size} needs MaximumBatchingWindowInSeconds of at least 1 "
+                f"(Lambda Developer Guide: Using Lambda with Amazon SQS)"
+            )
+        if concurrency is not None and not SQS_MIN_CONCURRENCY <= int(concurrency) <= SQS_MAX_CONCURRENCY:
+            raise QueueMappingError(
+                f"{where}: ScalingConfig.MaximumConcurrency {concurrency} is outside "
+                f"{SQS_MIN_CONCURRENCY}-{SQS_MAX_CONCURRENCY}"
+            )
+        return cls(
+            queue_arn=properties["Queue"],
+            batch_size=batch_size,
+            batching_window=float(window or 0),
+            maximum_concurrency=None if concurrency is None else int(concurrency),
+            report_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+        )
+
+
+@dataclass
+class QueueStats:
+    invocations: int = 0
+    function_errors: int = 0
+    deleted: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
 class QueueMapping:
-    """An SQS event source mapping: receive, invoke, delete what succeeded (ReportBatchItemFailures)."""
+    """An SQS event source mapping: gather a batch, invoke, delete what succeeded (ReportBatchItemFailures).
+
+    As Lambda batches ("Using Lambda with Amazon SQS", Batching behavior): it keeps receiving until the
+    batch holds BatchSize messages, the batching window has passed since the first, or the next message
+    would take the event past the 6 MB invocation payload (that one goes back to the queue). One poller
+    invokes one batch at a time: within ScalingConfig.MaximumConcurrency (at least 2) by construction,
+    so the local stack never splits a window between two invocations as AWS's pollers may.
+    """
 
     def __init__(
         self,
         queue_url: str,
-        queue_arn: str,
+        config: QueueConfig,
         invoke: Callable[[dict[str, Any]], Any],
         aws: boto3.Session,
         *,
-        batch_size: int = 10,
-        report_item_failures: bool = True,
         log: Callable[[str], None] = lambda line: None,
+        payload_limit: int = INVOCATION_PAYLOAD_LIMIT,
     ) -> None:
         self._queue_url = queue_url
-        self._queue_arn = queue_arn
+        self.config = config
         self._invoke = invoke
         self._sqs = aws.client("sqs")
-        self._batch_size = batch_size
-        self._report_item_failures = report_item_failures
         self._log = log
+        self._payload_limit = payload_limit
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="queue-mapping")
-        self.invocations = 0
-        self.deleted = 0
+        self.stats = QueueStats()
+
+    @property
+    def queue_arn(self) -> str:
+        return self.config.queue_arn
+
+    @property
+    def invocations(self) -> int:
+        return self.stats.invocations
+
+    @property
+    def deleted(self) -> int:
+        return self.stats.deleted
 
     @classmethod
     def from_properties(
@@ -314,16 +487,8 @@ class QueueMapping:
         aws: boto3.Session,
         log: Callable[[str], None] = lambda line: None,
     ) -> QueueMapping:
-        arn = properties["Queue"]
-        return cls(
-            queue_urls[arn],
-            arn,
-            invoke,
-            aws,
-            batch_size=int(properties.get("BatchSize", 10)),
-            report_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
-            log=log,
-        )
+        config = QueueConfig.from_properties(properties)
+        return cls(queue_urls[config.queue_arn], config, invoke, aws, log=log)
 
     def start(self) -> None:
         self._thread.start()
@@ -335,34 +500,81 @@ class QueueMapping:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                messages = self._sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=min(self._batch_size, 10),
-                    WaitTimeSeconds=1,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["All"],
-                ).get("Messages", [])
+                batch = self.gather()
             except Exception as error:  # the emulator may be going away
                 self._log(f"[local stack] queue poll failed: {type(error).__name__}")
                 self._stop.wait(0.5)
                 continue
-            if messages:
-                self._deliver(messages)
+            if batch:
+                self.deliver(batch)
 
-    def _deliver(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        self.invocations += 1
+    def gather(self, wait_seconds: int = 1, *, until_empty: bool = False) -> list[dict[str, Any]]:
+        """One batch of messages (as ReceiveMessage returns them), gathered as Lambda gathers it.
+
+        ``until_empty``: the window closes when the queue has nothing more to give, for a test that put a
+        whole burst in the queue first and should not wait out the window.
+        """
+        batch: list[dict[str, Any]] = []
+        size = len('{"Records": []}')
+        first_at = 0.0
+        while not self._stop.is_set() and len(batch) < self.config.batch_size:
+            if batch and time.monotonic() - first_at >= self.config.batching_window:
+                break
+            wanted = min(RECEIVE_LIMIT, self.config.batch_size - len(batch))
+            # Long polls until the first message; then short ones for the rest of the window.
+            messages = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=0 if batch else wait_seconds,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                if not batch or self.config.batching_window == 0 or until_empty:
+                    break
+                self._stop.wait(0.05)
+                continue
+            if not batch:
+                first_at = time.monotonic()
+            for index, message in enumerate(messages):
+                record_size = len(json.dumps(sqs_record(message, self.queue_arn))) + 2  # ", " between records
+                if size + record_size > self._payload_limit:
+                    self._release(messages[index:])
+                    return batch
+                batch.append(dict(message))
+                size += record_size
+            if self.config.batching_window == 0:
+                break
+        return batch
+
+    def _release(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Messages that would not fit the invocation: visible again at once, for the next batch."""
+        self._sqs.change_message_visibility_batch(
+            QueueUrl=self._queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ],
+        )
+
+    def deliver(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Invoke with the batch; delete what succeeded (the rest return after their visibility timeout)."""
+        self.stats.invocations += 1
+        self.stats.batch_sizes.append(len(messages))
         try:
-            answer = self._invoke({"Records": [sqs_record(m, self._queue_arn) for m in messages]})
+            answer = self._invoke({"Records": [sqs_record(m, self.queue_arn) for m in messages]})
         except FunctionError as error:
+            self.stats.function_errors += 1
             self._log(f"[local stack] queue batch failed: {error}; the messages return after their visibility timeout")
             return
         failed: set[Any] = set()
-        if self._report_item_failures and isinstance(answer, dict):
+        if self.config.report_item_failures and isinstance(answer, dict):
             failed = {f.get("itemIdentifier") for f in answer.get("batchItemFailures") or [] if isinstance(f, dict)}
         done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
+        for start in range(0, len(done), RECEIVE_LIMIT):  # DeleteMessageBatch takes ten entries
+            chunk = done[start : start + RECEIVE_LIMIT]
             self._sqs.delete_message_batch(
                 QueueUrl=self._queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-            self.deleted += len(done)
+        self.stats.deleted += len(done)

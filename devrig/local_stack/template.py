@@ -359,3 +359,79 @@ def stream_filters(template: Template, function: str, event: str) -> list[dict[s
     """A function's stream FilterCriteria patterns, checked as Lambda checks them for a DynamoDB source."""
     properties = template.resource(function)["Properties"]["Events"][event]["Properties"]
     return list(dynamodb_filters(properties["FilterCriteria"]))
+
+
+# --- DynamoDB stream event source mappings ---------------------------------------------
+# The ranges are the Lambda API reference's, CreateEventSourceMapping: Lambda refuses a mapping
+# outside them, so the local stack refuses the template when it reads it.
+
+MAX_TUMBLING_WINDOW = 900  # TumblingWindowInSeconds: 0 (none) to 900
+PARALLELIZATION_FACTORS = range(1, 11)  # ParallelizationFactor: 1 to 10
+MAX_RETRY_ATTEMPTS = 10_000  # MaximumRetryAttempts: -1 (until the record expires) to 10,000
+RECORD_AGES = range(60, 604_801)  # MaximumRecordAgeInSeconds: -1 (infinite) or 60 to 604,800
+
+
+class StreamMappingError(ValueError):
+    """A DynamoDB stream event source mapping Lambda would refuse at CreateEventSourceMapping."""
+
+
+def check_stream_mapping(properties: dict[str, Any], where: str = "DynamoDB event") -> None:
+    """Refuse the ranges Lambda refuses: tumbling window, parallelization, retries, record age."""
+    window = int(properties.get("TumblingWindowInSeconds", 0))
+    if not 0 <= window <= MAX_TUMBLING_WINDOW:
+        raise StreamMappingError(f"{where}: TumblingWindowInSeconds {window} is outside 0-{MAX_TUMBLING_WINDOW}")
+    factor = int(properties.get("ParallelizationFactor", 1))
+    if factor not in PARALLELIZATION_FACTORS:
+        raise StreamMappingError(f"{where}: ParallelizationFactor {factor} is outside 1-10")
+    retries = int(properties.get("MaximumRetryAttempts", -1))
+    if not -1 <= retries <= MAX_RETRY_ATTEMPTS:
+        raise StreamMappingError(f"{where}: MaximumRetryAttempts {retries} is outside -1-{MAX_RETRY_ATTEMPTS}")
+    age = int(properties.get("MaximumRecordAgeInSeconds", -1))
+    if age != -1 and age not in RECORD_AGES:
+        raise StreamMappingError(f"{where}: MaximumRecordAgeInSeconds {age} is neither -1 nor within 60-604800")
+
+
+# --- SNS to SQS ----------------------------------------------------------------------
+# SNS delivers to a queue only if the queue's policy lets sns.amazonaws.com SendMessage for that topic
+# (SNS Developer Guide, "Subscribing an Amazon SQS queue to an Amazon SNS topic", step 2). AWS accepts
+# the subscription either way and drops every delivery, seen only in NumberOfNotificationsFailed;
+# moto delivers regardless. So the local stack refuses such a template when it reads it.
+
+
+class SubscriptionPolicyError(ValueError):
+    """An SQS subscription of the template whose queue policy does not let its topic send."""
+
+
+def check_sqs_subscriptions(template: Template) -> None:
+    """Every SNS-to-SQS subscription between the template's own resources is allowed by a queue policy:
+    Principal sns.amazonaws.com, Action sqs:SendMessage on the queue, aws:SourceArn the topic."""
+    policies = template.resources_of_type("AWS::SQS::QueuePolicy").values()
+    for name, subscription in template.resources_of_type("AWS::SNS::Subscription").items():
+        properties = subscription["Properties"]
+        endpoint = properties.get("Endpoint")
+        if properties.get("Protocol") != "sqs" or not (isinstance(endpoint, dict) and "Fn::GetAtt" in endpoint):
+            continue
+        queue = endpoint["Fn::GetAtt"][0]
+        if not any(_lets_topic_send(policy["Properties"], queue, properties["TopicArn"]) for policy in policies):
+            raise SubscriptionPolicyError(
+                f"{name}: no AWS::SQS::QueuePolicy on {queue} lets sns.amazonaws.com sqs:SendMessage with "
+                f"aws:SourceArn {json.dumps(properties['TopicArn'])}: SNS would drop every message"
+            )
+
+
+def _lets_topic_send(policy: dict[str, Any], queue: str, topic: Any) -> bool:
+    if {"Ref": queue} not in policy.get("Queues", []):
+        return False
+    for statement in policy.get("PolicyDocument", {}).get("Statement", []):
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        source = statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+        if (
+            statement.get("Effect") == "Allow"
+            and statement.get("Principal") == {"Service": "sns.amazonaws.com"}
+            and any(a in ("sqs:SendMessage", "sqs:*") for a in actions)
+            and statement.get("Resource") == {"Fn::GetAtt": [queue, "Arn"]}
+            and source == topic
+        ):
+            return True
+    return False

@@ -3,7 +3,8 @@
 Each SMS gets a Submitted TDR, then one terminal TDR (Delivered, Undelivered or
 Rejected, at rates that vary by country). Some TDRs are sent twice, some terminal
 TDRs arrive before their Submitted, a share use the camelCase ``message`` wrapper
-and no Content-Type, and a few requests are malformed on purpose.
+and no Content-Type, and a few requests are malformed on purpose. A carrier outage
+(``burst``) fails a run of SMS to one country within a minute.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def plan_day(
     out_of_order_rate: float = 0.05,
     wrapped_rate: float = 0.15,
     malformed: int | None = None,
+    burst: int = 0,
+    burst_country: str = "VE",
 ) -> tuple[list[Sms], list[Delivery]]:
     rng = random.Random(seed)
     day = 86_400.0
@@ -153,9 +156,38 @@ def plan_day(
                 deliveries.append(
                     Delivery(at + rng.uniform(1, 60), "repeat", body, 200, delivery.key, country.code, content_type)
                 )
+    if burst:
+        messages_out, deliveries_out = _outage(burst, burst_country, app_id, service_id, seed, rng, day)
+        messages += messages_out
+        deliveries += deliveries_out
     count = malformed if malformed is not None else max(6, len(deliveries) // 100)
     deliveries += [_malformed(i, rng.uniform(0, day), app_id, rng) for i in range(count)]
     deliveries.sort(key=lambda d: d.at)
+    return messages, deliveries
+
+
+def _outage(
+    count: int, country_code: str, app_id: str, service_id: str, seed: int, rng: random.Random, day: float
+) -> tuple[list[Sms], list[Delivery]]:
+    """A carrier outage: ``count`` SMS to one country, all Undelivered, submitted within one minute."""
+    country = next((c for c in COUNTRIES if c.code == country_code), None)
+    if country is None:
+        raise ValueError(
+            f"{country_code!r} is not one of the simulated countries ({', '.join(c.code for c in COUNTRIES)})"
+        )
+    start = rng.uniform(0, day - 120)
+    messages: list[Sms] = []
+    deliveries: list[Delivery] = []
+    for index in range(count):
+        number = country.dialing + "".join(str(rng.randrange(10)) for _ in range(country.digits))
+        sms = Sms(f"outage-{seed:02d}-{index:05d}-{rng.getrandbits(24):06x}", country, number, Status.UNDELIVERED)
+        messages.append(sms)
+        submitted_at = start + rng.uniform(0, 60)
+        for status, at in ((Status.SUBMITTED, submitted_at), (Status.UNDELIVERED, submitted_at + rng.uniform(1, 30))):
+            body = json.dumps(tdr_body(app_id, service_id, sms, status, wrapped=False)).encode()
+            deliveries.append(
+                Delivery(at, "tdr", body, 200, (sms.transaction_id, status.value), country.code, "application/json")
+            )
     return messages, deliveries
 
 

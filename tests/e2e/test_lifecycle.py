@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from cinnox_sms_cli.report import Period
 from local_stack.cinnox import CinnoxSimulator
-from local_stack.cli import operator_command
+from local_stack.cli import REPORT_WAIT_SECONDS, operator_command, rollups_covering
 from local_stack.emulator import MotoServer
 from local_stack.stack import LocalStack, ResourceEvent, StackError, StackOptions
 from local_stack.template import REGION, Template
@@ -286,6 +288,10 @@ def test_the_operator_tool_works_against_the_local_stack_as_make_local_prints(em
             timeout=10,
         )
         assert answer.status == 200
+        # And counted into the rollups by MetricsFunction (its stream mapping batches for up to 15 s)
+        now = datetime.now(UTC)
+        counted = rollups_covering(stack, Period.covering(now - timedelta(hours=1), now), 1, REPORT_WAIT_SECONDS)
+        assert sum(sum(count.counts.values()) for count in counted) == 1
         # When the command `make local` prints is run from a shell with nothing else set up
         command = operator_command(stack, "report", "--since", "1h", "--format", "json")
         result = subprocess.run(  # our own command line

@@ -30,9 +30,9 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "devrig"), str(RO
 
 
 def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
-    # Given a small day of traffic through the whole local stack (real processes, real HTTP)
+    # Given a small day of traffic through the whole local stack (real processes, real HTTP), with a carrier outage
     done = subprocess.run(
-        [*LOCAL_STACK, "demo", "--sms", "60", "--senders", "4"],
+        [*LOCAL_STACK, "demo", "--sms", "60", "--burst", "20", "--senders", "4"],
         capture_output=True,
         text=True,
         env=ENV,
@@ -44,10 +44,14 @@ def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "All accounted for." in done.stdout
     assert "FAIL" not in done.stdout
-    assert "stored in DynamoDB  120" in done.stdout  # 60 SMS x (Submitted + terminal)
+    assert "stored in DynamoDB  160" in done.stdout  # (60 + 20 SMS) x (Submitted + terminal)
+    # and people got digests, each failure in exactly one, machines an alert per failure
+    assert "carrier outage      20 SMS to VE Undelivered within a minute: 20 alerts" in done.stdout
+    assert "ok    every Undelivered/Rejected SMS is in exactly one digest" in done.stdout
+    assert "ok    at most 2 digests per batching window" in done.stdout
     # and it ends with the operators' report: every SMS counted once
     report = done.stdout.split("Report (cinnox-sms report")[1]
-    assert [line.split()[:2] for line in report.splitlines() if line.startswith("all ")] == [["all", "60"]]
+    assert [line.split()[:2] for line in report.splitlines() if line.startswith("all ")] == [["all", "80"]]
 
 
 # --- the runtime: functions in their own processes, through awslambdaric ----------

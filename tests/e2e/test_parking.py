@@ -62,8 +62,8 @@ def test_a_parked_tdr_lands_once_through_the_parked_tdr_functions_queue_mapping(
     # Then it is stored, with the time it first reached the webhook
     assert (item["transactionId"]["S"], item["status"]["S"]) == (body["TransactionID"], "Undelivered")
     assert item["receivedAt"] == {"S": "2026-11-27T13:00:00.123+00:00"}
-    # And it was ParkedTdrFunction that landed it: the parking queue's only mapping invokes it
-    [mapping] = stack.queue_mappings
+    # And it was ParkedTdrFunction that landed it: the parking queue's mapping invokes it
+    [mapping] = [m for m in stack.queue_mappings if m.queue_arn == stack.provisioned.attrs["ParkingQueue.Arn"]]
     assert mapping._invoke == stack.hosts["ParkedTdrFunction"].invoke
     # And the queue is empty: the mapping deleted what the function reported done
     counts = functools.partial(

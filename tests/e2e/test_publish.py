@@ -106,6 +106,7 @@ def test_rehearsal_packages_every_artifact_to_s3_and_stops_moto(tmp_path: Path) 
         "ParkedTdrFunction.CodeUri",
         "AlertFunction.CodeUri",
         "MetricsFunction.CodeUri",
+        "DigestFunction.CodeUri",
         "SubscriptionFunction.CodeUri",
         "CommonLayer.ContentUri",
         "Metadata.LicenseUrl",
@@ -160,6 +161,7 @@ def test_packaged_objects_are_the_artifacts_in_the_bucket(
         "ParkedTdrFunction",
         "AlertFunction",
         "MetricsFunction",
+        "DigestFunction",
         "SubscriptionFunction",
     ):
         with zipfile.ZipFile(io.BytesIO(body(f"{function}.CodeUri"))) as archive:

@@ -213,7 +213,7 @@ def test_a_500_to_a_json_protocol_call_is_one_line(answers_500: str) -> None:
     code, stderr = _cinnox_sms("report", "--table", "t", "--endpoint-url", answers_500, env=_cli_env())
     # Then its HTML body does not spill over several lines
     line = _one_error_line(stderr)
-    assert "dynamodb Scan: HTTP 500" in line
+    assert "dynamodb Query: HTTP 500" in line
     assert code == FAILED
 
 
@@ -232,5 +232,5 @@ def test_no_region_and_no_credentials_are_one_line(answers_500: str) -> None:
     assert code == FAILED
     no_keys = _cli_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None)
     code, stderr = _cinnox_sms("report", "--table", "t", "--endpoint-url", answers_500, env=no_keys)
-    assert "dynamodb Scan: NoCredentialsError: Unable to locate credentials" in _one_error_line(stderr)
+    assert "dynamodb Query: NoCredentialsError: Unable to locate credentials" in _one_error_line(stderr)
     assert code == FAILED

@@ -163,7 +163,7 @@ def alert_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
 # --- the functions, loaded from the template's CodeUri and Handler --------------------
 
 # What a handler builds once per execution environment: each test starts from its own environment.
-CACHED_BUILDERS = ("webhook_service", "parking_drain", "alert_publisher")
+CACHED_BUILDERS = ("webhook_service", "parking_drain", "alert_publisher", "rollup_writer")
 
 
 def _function(
@@ -204,6 +204,12 @@ def metrics_function(
     template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
 ) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "MetricsFunction")
+
+
+@pytest.fixture
+def rollup_table(stack: Stack) -> str:
+    """The rollup table's name: provisioned with the template, from its own KeySchema (day, slot)."""
+    return stack.refs["RollupTable"]
 
 
 @pytest.fixture

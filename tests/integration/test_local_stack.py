@@ -6,6 +6,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,3 +181,58 @@ def test_errors_bisect_then_go_to_the_on_failure_queue(template: Template, stack
     ]
     infos = [json.loads(m["Body"])["DDBStreamBatchInfo"] for m in messages]
     assert sorted(i["batchSize"] for i in infos) == [1, 1]
+
+
+# --- the metrics mapping's tumbling window, with the real function and the rollup table -----------
+
+
+def test_the_windowed_metrics_mapping_keeps_exact_rollups_through_a_failed_batch(
+    template: Template,
+    stack: Stack,
+    post: Post,
+    metrics_function: Any,
+    context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB" (tumbling windows): the event names the
+    stream's shard; a failed batch is retried whole; the window ends with a final invoke without records."""
+    # Given TDRs of several statuses and countries on the stream
+    sent: Counter[tuple[str, str]] = Counter()
+    for status, country in [("Submitted", "HK"), ("Delivered", "HK"), ("Rejected", "SG"), ("Submitted", "GB")]:
+        post(tdr(Status=status, RecipientCountry=country))
+        sent[(country, status)] += 1
+    # And the template's Stored mapping (batching window off) feeding the real function, whose first try fails
+    events: list[dict[str, Any]] = []
+    failures = [RuntimeError("injected: the first invocation fails")]
+
+    def invoke(event: dict[str, Any]) -> Any:
+        events.append(event)
+        if failures:
+            error = failures.pop()
+            raise FunctionError({"errorType": type(error).__name__, "errorMessage": str(error)})
+        return metrics_function.lambda_handler(event, context)
+
+    properties = template.resource("MetricsFunction")["Properties"]["Events"]["Stored"]["Properties"]
+    resolved = {**resolve(properties, stack.refs, stack.attrs), "MaximumBatchingWindowInSeconds": 0}
+    mapping = StreamMapping(MappingConfig.from_properties(resolved, {}), invoke, boto3.Session(), retry_pause=0.001)
+    # When the mapping runs, then the window's end passes
+    mapping.start()
+    assert mapping.wait_idle(10)
+    mapping.close()
+    mapping._close_windows(float("inf"))
+    # Then every event named the stream's real shard, the retry went through, and the window closed
+    arn = stack.attrs["TdrTable.StreamArn"]
+    [shard] = boto3.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    assert {e["shardId"] for e in events} == {shard["ShardId"]}
+    assert mapping.stats.function_errors == 1
+    assert events[-1]["isFinalInvokeForWindow"] is True
+    assert events[-1]["Records"] == []
+    # And the rollups count each TDR once, by country and status
+    counted: Counter[tuple[str, str]] = Counter()
+    for item in boto3.client("dynamodb").scan(TableName=stack.refs["RollupTable"])["Items"]:
+        if item["day"]["S"] != "#watermark":
+            country = item["slot"]["S"].partition("#")[2]
+            for status in ("Submitted", "Delivered", "Undelivered", "Rejected"):
+                if status in item:
+                    counted[(country, status)] += int(item[status]["N"])
+    assert counted == sent

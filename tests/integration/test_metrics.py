@@ -38,7 +38,7 @@ def test_stored_tdrs_are_counted_by_status_once_per_batch(
         post(tdr(Status=status))
     capsys.readouterr()
     # When the metrics function gets the batch
-    metrics_function.lambda_handler({"Records": stream_records(stack)}, context)
+    metrics_function.lambda_handler({"Records": stream_records(stack), "shardId": "shard-1"}, context)
     # Then one metric blob carries the count of each status
     blobs = emf(capsys.readouterr().out)
     assert len(blobs) == 1
@@ -137,7 +137,7 @@ def test_edits_and_removals_are_not_counted_as_stored_tdrs(
     assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
     capsys.readouterr()
     # When the metrics function gets all three
-    metrics_function.lambda_handler({"Records": records}, context)
+    metrics_function.lambda_handler({"Records": records, "shardId": "shard-1"}, context)
     # Then one TDR was stored, not two
     assert values(emf(capsys.readouterr().out)) == {
         "TdrSubmitted": 0,

@@ -13,6 +13,8 @@ from cinnox_sms.model import Status
 from cinnox_sms.query import sms_status
 from cinnox_sms_cli.main import main
 from support import Post, Stack, stream_records, tdr
+from support import StubbedCloudFormation as _StubbedCloudFormation
+from support import described_stack as _described
 
 if TYPE_CHECKING:
     import pytest
@@ -66,39 +68,6 @@ def test_cli_json(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) 
     assert "raw" not in answer["history"][0]
 
 
-class _StubbedCloudFormation(boto3.Session):
-    """A session whose CloudFormation client answers from a botocore Stubber."""
-
-    def __init__(self, answers: list[dict[str, Any] | str]) -> None:
-        super().__init__()
-        self.cloudformation = boto3.client("cloudformation")
-        self.stubber = Stubber(self.cloudformation)
-        for answer in answers:
-            if isinstance(answer, str):
-                self.stubber.add_client_error("describe_stacks", "ValidationError", answer)
-            else:
-                self.stubber.add_response("describe_stacks", answer)
-        self.stubber.activate()
-
-    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        if service_name == "cloudformation":
-            return self.cloudformation
-        return super().client(service_name, *args, **kwargs)  # type: ignore[call-overload]
-
-
-def _described(outputs: dict[str, str]) -> dict[str, Any]:
-    return {
-        "Stacks": [
-            {
-                "StackName": "cinnox-sms",
-                "CreationTime": "2026-11-27T00:00:00Z",
-                "StackStatus": "CREATE_COMPLETE",
-                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
-            }
-        ]
-    }
-
-
 def test_cli_reads_the_table_from_a_stack(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a deployed stack whose TdrTableName output names the table
     session = _StubbedCloudFormation([_described({"TdrTableName": stack.table_name})])
@@ -125,66 +94,6 @@ def test_cli_unknown_transaction_is_exit_1(stack: Stack, capsys: pytest.CaptureF
 def test_cli_missing_table_is_a_clear_error(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "txn", "--table", "no-such-table"]) == 3
     assert "ResourceNotFoundException" in capsys.readouterr().err
-
-
-def _day(post: Post) -> None:
-    """Five SMS: HK delivered twice, HK rejected (terminal first), SG undelivered, VE only submitted."""
-    for txn, country, statuses in (
-        ("r1", "HK", ["Submitted", "Delivered"]),
-        ("r2", "HK", ["Delivered", "Submitted"]),
-        ("r3", "HK", ["Rejected", "Submitted"]),
-        ("r4", "SG", ["Submitted", "Undelivered"]),
-        ("r5", "VE", ["Submitted"]),
-    ):
-        for status in statuses:
-            post(tdr(TransactionID=txn, RecipientCountry=country, Status=status))
-
-
-def test_report_counts_each_sms_once_by_country(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    _day(post)
-    assert main(["report", "--since", "1h", "--table", stack.table_name, "--format", "json"]) == 0
-    rows = {row["country"]: row for row in json.loads(capsys.readouterr().out)}
-    assert rows["HK"] == {
-        "country": "HK",
-        "sent": 3,
-        "delivered": 2,
-        "undelivered": 0,
-        "rejected": 1,
-        "pending": 0,
-        "delivery_rate": 0.6667,
-    }
-    assert rows["SG"]["undelivered"] == 1
-    assert rows["VE"] == {
-        "country": "VE",
-        "sent": 1,
-        "delivered": 0,
-        "undelivered": 0,
-        "rejected": 0,
-        "pending": 1,
-        "delivery_rate": None,
-    }
-    assert rows["all"]["sent"] == 5
-
-
-def test_report_as_a_table_and_as_csv(post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    _day(post)
-    assert main(["report", "--table", stack.table_name]) == 0
-    table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["country", "sent", "delivered", "undelivered", "rejected", "pending", "rate"]
-    assert table[1].split() == ["HK", "3", "2", "0", "1", "0", "66.7%"]
-    assert table[-1].split()[:2] == ["all", "5"]
-    assert main(["report", "--table", stack.table_name, "--format", "csv"]) == 0
-    csv_lines = capsys.readouterr().out.splitlines()
-    assert csv_lines[0] == "country,sent,delivered,undelivered,rejected,pending,delivery_rate"
-    assert csv_lines[1] == "HK,3,2,0,1,0,0.6667"
-
-
-def test_report_leaves_out_what_came_before_the_period(
-    post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _day(post)
-    assert main(["report", "--table", stack.table_name, "--since", "2999-01-01T00:00:00"]) == 0
-    assert "no SMS in" in capsys.readouterr().out
 
 
 def _queues(stack: Stack) -> list[str]:

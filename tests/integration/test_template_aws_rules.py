@@ -17,6 +17,9 @@ DOCUMENTED_CONDITION_KEYS = {
     # SNS "Key management" (Enable compatibility between event sources from AWS services and
     # encrypted topics, step 3) and KMS "Confused deputy prevention": alarms publishing to a topic.
     "cloudwatch.amazonaws.com": {"aws:SourceAccount", "aws:SourceArn"},
+    # SNS "Key management" (an SNS topic sending to a queue under a customer managed key) and SQS "Key
+    # management": SNS encrypting what the alert topic delivers to the digest queue, for that topic only.
+    "sns.amazonaws.com": {"aws:SourceAccount", "aws:SourceArn"},
     # CloudWatch Logs "Encrypt log data in CloudWatch Logs using AWS KMS": the log group's ARN
     # as encryption context is what scopes the regional Logs principal.
     f"logs.{REGION}.amazonaws.com": {"kms:EncryptionContext:aws:logs:arn"},
@@ -46,7 +49,7 @@ def _arn_account(arn: str) -> str:
 def test_the_key_policy_grants_service_principals_something_to_scope(template: Template) -> None:
     # Given the key that encrypts the topics, queues, secret and log groups
     statements = _service_statements(template)
-    # Then it has service-principal statements (alarms to the ops topic, Logs), each one named
+    # Then it has service-principal statements (alarms to the ops topic, SNS to the digest queue, Logs), each one named
     services = {s["Principal"]["Service"] for s in statements}
     assert services == set(DOCUMENTED_CONDITION_KEYS)
 

@@ -145,3 +145,88 @@ def test_stream_mapping_delivers_each_record_once_even_when_moto_repeats_one() -
     first, second = mapping._poll(), mapping._poll()
     # Then b is delivered once
     assert [r["eventID"] for r in first + second] == ["a", "b", "c"]
+
+
+# --- tumbling windows: Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB" (services-ddb-windows) ---
+
+
+class _WindowedFunction:
+    """A stand-in function for a mapping with a tumbling window: counts the records in its state."""
+
+    def __init__(self, answers: list[Any] | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._answers = answers or []
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        self.events.append(event)
+        if self._answers:
+            return self._answers.pop(0)
+        return {"state": {"seen": event["state"].get("seen", 0) + len(event["Records"])}}
+
+
+def _windowed_mapping(function: _WindowedFunction, *, max_retries: int = -1) -> StreamMapping:
+    config = MappingConfig(stream_arn="arn:stream", tumbling_window=900, max_retries=max_retries)
+    stream = _RepeatingStream([])
+    mapping = StreamMapping(config, function, stream, retry_pause=0.0)  # type: ignore[arg-type]
+    return mapping
+
+
+def _windowed_record(event_id: str, sequence: str, created: int) -> dict[str, Any]:
+    return {"eventID": event_id, "dynamodb": {"SequenceNumber": sequence, "ApproximateCreationDateTime": created}}
+
+
+WINDOW_START = 1_795_996_800  # 2026-11-30T00:00:00Z, a multiple of 900
+
+
+def test_a_windowed_mapping_sends_the_shard_window_and_state_and_passes_the_state_back() -> None:
+    # Given a mapping with a 900 s tumbling window, whose stream's shard is "shard-0"
+    function = _WindowedFunction()
+    mapping = _windowed_mapping(function)
+    mapping._first_sight(_windowed_record("a", "1", WINDOW_START), "shard-0")
+    mapping._first_sight(_windowed_record("b", "2", WINDOW_START + 10), "shard-0")
+    # When two batches of the same window are delivered
+    mapping._deliver([_windowed_record("a", "1", WINDOW_START)])
+    mapping._deliver([_windowed_record("b", "2", WINDOW_START + 10)])
+    # Then each event carries the shard, the window, the stream's ARN and the state the last answer returned
+    first, second = function.events
+    assert first["shardId"] == "shard-0"
+    assert first["window"] == {"start": "2026-11-30T00:00:00Z", "end": "2026-11-30T00:15:00Z"}
+    assert first["eventSourceARN"] == "arn:stream"
+    assert (first["isFinalInvokeForWindow"], first["isWindowTerminatedEarly"]) == (False, False)
+    assert (first["state"], second["state"]) == ({}, {"seen": 1})
+
+
+def test_a_window_closes_with_a_final_invoke_without_records() -> None:
+    # Given a window with a record in it
+    function = _WindowedFunction()
+    mapping = _windowed_mapping(function)
+    mapping._deliver([_windowed_record("a", "1", WINDOW_START)])
+    # When a record of the next window comes, then the clock passes that window's end
+    mapping._deliver([_windowed_record("b", "2", WINDOW_START + 900)])
+    mapping._close_windows(WINDOW_START + 1800)
+    # Then each window got a final invoke with its state and no records, the next window a fresh state
+    assert [(len(e["Records"]), e["isFinalInvokeForWindow"], e["state"]) for e in function.events] == [
+        (1, False, {}),
+        (0, True, {"seen": 1}),
+        (1, False, {}),
+        (0, True, {"seen": 1}),
+    ]
+    assert mapping.stats.final_invokes == 2
+
+
+def test_an_answer_without_state_is_a_failed_invocation() -> None:
+    """ "If the response does not contain a state property, Lambda considers this a failed invocation." """
+    # Given a function that first answers without state (as a handler returning None would)
+    function = _WindowedFunction([None, {"batchItemFailures": []}])
+    mapping = _windowed_mapping(function)
+    # When a batch is delivered
+    mapping._deliver([_windowed_record("a", "1", WINDOW_START)])
+    # Then both state-less answers failed the batch, and it was retried until an answer carried state
+    assert [len(e["Records"]) for e in function.events] == [1, 1, 1]
+    assert mapping.stats.function_errors == 2
+
+
+def test_the_template_metrics_mapping_reads_its_window_and_parallelization(template: Any) -> None:
+    properties = template.resource("MetricsFunction")["Properties"]["Events"]["Stored"]["Properties"]
+    config = MappingConfig.from_properties({**properties, "Stream": "arn:stream", "FilterCriteria": None}, {})
+    assert (config.tumbling_window, config.parallelization_factor) == (900, 1)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.status import Status
+
+if TYPE_CHECKING:
+    from cinnox_sms.item import StoredTdr
 
 # TDRs stored, counted from the table's stream (one metric blob per batch, not per TDR).
 STORED = {status: f"Tdr{status.value}" for status in Status}
@@ -41,8 +44,8 @@ ALL = {
 }
 
 
-def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) -> Counter[Status]:
-    """New items by status, from stream records' (eventName, NewImage deserialized).
+def stored_tdr(event_name: str | None, image: dict[str, Any] | None) -> tuple[StoredTdr, Status] | None:
+    """A new TDR and its status, from a stream record's (eventName, NewImage deserialized); None for the rest.
 
     INSERTs only: a TDR is written once, so a MODIFY (a hand edit) is no new TDR.
     """
@@ -51,14 +54,22 @@ def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) ->
 
     from cinnox_sms.item import StoredTdr
 
+    if event_name != "INSERT" or image is None:
+        return None
+    try:
+        tdr = StoredTdr.from_stream_image(image)
+    except ValidationError:
+        return None  # not a TDR: an item someone else put in the table
+    if tdr.status not in Status._value2member_map_:
+        return None
+    return tdr, Status(tdr.status)
+
+
+def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) -> Counter[Status]:
+    """New items by status, from stream records' (eventName, NewImage deserialized): see stored_tdr."""
     counts: Counter[Status] = Counter()
     for event_name, image in records:
-        if event_name != "INSERT" or image is None:
-            continue
-        try:
-            status = StoredTdr.from_stream_image(image).status
-        except ValidationError:
-            continue  # not a TDR: an item someone else put in the table
-        if status in Status._value2member_map_:
-            counts[Status(status)] += 1
+        found = stored_tdr(event_name, image)
+        if found is not None:
+            counts[found[1]] += 1
     return counts

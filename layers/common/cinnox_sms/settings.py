@@ -55,3 +55,16 @@ class SubscriptionSettings(_FromEnvironment):
     response_backoff_seconds: float = Field(alias="CFN_RESPONSE_BACKOFF", default=0.5, ge=0, le=10)
     # Kept back on top of the responder's worst case (a log line, the metric flush).
     response_slack_seconds: float = Field(alias="CFN_RESPONSE_SLACK", default=2.0, ge=0)
+
+
+class RollupSettings(_FromEnvironment):
+    """The metrics function keeps the rollups: their table, and how long an hour's counts are kept (the TDRs')."""
+
+    table_name: str = Field(alias="ROLLUP_TABLE_NAME", min_length=1)
+    retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+
+
+class DigestSettings(_FromEnvironment):
+    topic_arn: str = Field(alias="DIGEST_TOPIC_ARN", min_length=1)
+    # Named in the digest's commands (cinnox-sms report --stack ...): the stack's own name.
+    stack_name: str = Field(alias="STACK_NAME", min_length=1)

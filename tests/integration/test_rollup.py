@@ -1,0 +1,436 @@
+"""Rollups kept by MetricsFunction from the stream: exact under retries, bisects, partial retries and replays.
+
+Every test compares the rollup table with the counts computed from the TDR items themselves (by the hour
+each was received, its recipient country and status), through real TransactWriteItems against moto.
+
+AWS rules relied on:
+- Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB", tumbling windows (services-ddb-windows):
+  shardId, window, state and isFinalInvokeForWindow in the event; an answer without "state" is a failed
+  invocation; the final invoke of a window may carry no records.
+- Lambda Developer Guide, "Configuring partial batch response" / BisectBatchOnFunctionError: a failed batch
+  is retried whole, from a record within it, or in halves.
+- DynamoDB API Reference, TransactWriteItems: all or nothing, at most 100 actions.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from cinnox_sms.item import StoredTdr
+from cinnox_sms.model import Tdr
+from cinnox_sms.rollup import (
+    COUNT_ATTRIBUTES,
+    DAY,
+    SEQUENCE_NUMBER,
+    SLOT,
+    WATERMARK_DAY,
+    NoShardId,
+    RollupKey,
+    RollupWriter,
+    WatermarkMoved,
+    counted_record,
+    padded,
+    watermark_key,
+)
+from cinnox_sms.settings import RollupSettings
+from cinnox_sms.status import Status
+from support import LambdaContext, Stack, stream_records, tdr
+
+HOUR = datetime(2026, 11, 29, 7, tzinfo=UTC)
+Counts = Counter[tuple[str, str, str]]  # (day, slot, status attribute) -> count
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def store(stack: Stack, status: str, country: str | None, received_at: datetime) -> None:
+    """A TDR as the webhook stores it (same item), received at a chosen moment."""
+    body = tdr(Status=status, RecipientCountry=country if country else ...)
+    item = StoredTdr.item_from_tdr(Tdr.model_validate(body), "{}", received_at, received_at + timedelta(days=400))
+    boto3.client("dynamodb").put_item(TableName=stack.table_name, Item=item)
+
+
+def store_day(stack: Stack) -> None:
+    """A mix of statuses, countries (one TDR with none) and hours, two days."""
+    plan = [
+        ("Submitted", "HK", HOUR),
+        ("Delivered", "HK", HOUR + timedelta(minutes=5)),
+        ("Submitted", "SG", HOUR + timedelta(minutes=59, seconds=59)),
+        ("Undelivered", "SG", HOUR + timedelta(hours=1)),  # a late terminal status: its own hour
+        ("Rejected", "HK", HOUR + timedelta(hours=1, minutes=30)),
+        ("Submitted", None, HOUR + timedelta(hours=2)),
+        ("Delivered", "GB", HOUR + timedelta(hours=17)),  # the next UTC day
+        ("Submitted", "HK", HOUR + timedelta(minutes=10)),
+        ("Delivered", "SG", HOUR + timedelta(minutes=20)),
+        ("Rejected", "GB", HOUR + timedelta(hours=17, minutes=1)),
+    ]
+    for status, country, received_at in plan:
+        store(stack, status, country, received_at)
+
+
+def from_items(stack: Stack) -> Counts:
+    """The counts as the TDR items say: hour received x recipient country x status."""
+    expected: Counts = Counter()
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=stack.table_name):
+        for item in page["Items"]:
+            stored = StoredTdr.from_item(item)
+            assert stored.received_at is not None
+            key = RollupKey.of(datetime.fromisoformat(stored.received_at), stored.recipient_country)
+            expected[(key.day, key.slot, COUNT_ATTRIBUTES[Status(stored.status)])] += 1
+    return expected
+
+
+def rollups(table: str) -> Counts:
+    """The rollup table's counts (watermarks left out; zero counts are no counts)."""
+    found: Counts = Counter()
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item[DAY]["S"] == WATERMARK_DAY:
+                continue
+            for attribute in COUNT_ATTRIBUTES.values():
+                if attribute in item and int(item[attribute]["N"]):
+                    found[(item[DAY]["S"], item[SLOT]["S"], attribute)] += int(item[attribute]["N"])
+    return found
+
+
+def watermarks(table: str) -> dict[str, str]:
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    return {i[SLOT]["S"]: i[SEQUENCE_NUMBER]["S"] for i in items if i[DAY]["S"] == WATERMARK_DAY}
+
+
+def shard_of(stack: Stack) -> str:
+    """The stream's real shard id (moto's table has one shard)."""
+    arn = stack.attrs["TdrTable.StreamArn"]
+    [shard] = boto3.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    return str(shard["ShardId"])
+
+
+def window_event(records: list[dict[str, Any]], shard_id: str, **extra: Any) -> dict[str, Any]:
+    """The event a mapping with a tumbling window sends (Lambda Developer Guide, services-ddb-windows)."""
+    return {
+        "Records": records,
+        "window": {"start": "2026-11-29T07:00:00Z", "end": "2026-11-29T07:15:00Z"},
+        "state": {},
+        "shardId": shard_id,
+        "eventSourceARN": records[0]["eventSourceARN"] if records else "",
+        "isFinalInvokeForWindow": False,
+        "isWindowTerminatedEarly": False,
+        **extra,
+    }
+
+
+class FlakyDynamoDB:
+    """A DynamoDB client whose n-th TransactWriteItems fails (as a throttle or a timeout would), after
+    the earlier ones went through."""
+
+    def __init__(self, fail_on: int) -> None:
+        self._client = boto3.client("dynamodb")
+        self._fail_on = fail_on
+        self.transactions = 0
+
+    def transact_write_items(self, **arguments: Any) -> Any:
+        self.transactions += 1
+        if self.transactions == self._fail_on:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "TransactWriteItems")
+        return self._client.transact_write_items(**arguments)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def use_writer(monkeypatch: pytest.MonkeyPatch, module: ModuleType, client: Any = None, max_rollups: int = 99) -> None:
+    """The handler's rollup writer, over a chosen client and with small transactions (to split a small batch)."""
+    settings = RollupSettings.from_env()
+    client = client or boto3.client("dynamodb")
+    writer = RollupWriter(client, settings.table_name, settings.retention_days, max_rollups=max_rollups)
+    # Cached, as the handler's own: the fixture clears it after the test.
+    monkeypatch.setattr(module, "rollup_writer", functools.cache(lambda: writer))
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_a_plain_run_counts_each_tdr_by_hour_country_and_status(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given a day's TDRs on the stream
+    store_day(stack)
+    records = stream_records(stack)
+    # When the metrics function gets the batch, as a mapping with a tumbling window sends it
+    answer = metrics_function.lambda_handler(window_event(records, shard_of(stack)), context)
+    # Then the rollups are the items' counts, and the answer carries the state Lambda requires
+    assert rollups(rollup_table) == from_items(stack)
+    assert rollups(rollup_table)[("2026-11-29", "09#??", "Submitted")] == 1  # no country: "??"
+    assert rollups(rollup_table)[("2026-11-30", "00#GB", "Rejected")] == 1  # the next UTC day
+    assert answer == {"state": {}}
+    # And the shard's watermark is the last record's sequence number
+    assert watermarks(rollup_table) == {shard_of(stack): padded(records[-1]["dynamodb"]["SequenceNumber"])}
+
+
+def test_rollup_items_expire_after_the_retention_and_watermarks_after_two_days(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given one TDR received at 07:05
+    store(stack, "Delivered", "HK", HOUR + timedelta(minutes=5))
+    # When it is counted
+    metrics_function.lambda_handler(window_event(stream_records(stack), shard_of(stack)), context)
+    # Then its rollup expires TdrRetentionDays after its hour, the watermark 2 days after now
+    client = boto3.client("dynamodb")
+    rollup = client.get_item(TableName=rollup_table, Key=RollupKey.of(HOUR, "HK").item_key())["Item"]
+    retention = int(stack.environment("MetricsFunction")["TDR_RETENTION_DAYS"])
+    assert int(rollup["expiresAt"]["N"]) == int((HOUR + timedelta(days=retention)).timestamp())
+    mark = client.get_item(TableName=rollup_table, Key=watermark_key(shard_of(stack)))["Item"]
+    two_days = datetime.now(UTC) + timedelta(days=2)
+    assert abs(int(mark["expiresAt"]["N"]) - two_days.timestamp()) < 300
+
+
+def test_a_batch_retried_whole_after_a_partial_write_counts_each_record_once(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a batch that takes several transactions, and a client whose second one fails
+    store_day(stack)
+    records = stream_records(stack)
+    flaky = FlakyDynamoDB(fail_on=2)
+    use_writer(monkeypatch, metrics_function, flaky, max_rollups=2)
+    event = window_event(records, shard_of(stack))
+    # When the batch fails after its first transaction was written
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        metrics_function.lambda_handler(event, context)
+    # Then a consistent prefix is counted: the first transaction's records, no more
+    partial = rollups(rollup_table)
+    assert 0 < sum(partial.values()) < len(records)
+    assert partial <= from_items(stack)
+    # When Lambda retries the whole batch (the client works again)
+    use_writer(monkeypatch, metrics_function, max_rollups=2)
+    metrics_function.lambda_handler(event, context)
+    # Then each record is counted once
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_a_bisected_batch_counts_each_record_once(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a batch that failed mid-way, after its first transaction
+    store_day(stack)
+    records = stream_records(stack)
+    shard = shard_of(stack)
+    use_writer(monkeypatch, metrics_function, FlakyDynamoDB(fail_on=2), max_rollups=2)
+    with pytest.raises(ClientError):
+        metrics_function.lambda_handler(window_event(records, shard), context)
+    # When Lambda bisects it (BisectBatchOnFunctionError) and delivers the halves
+    use_writer(monkeypatch, metrics_function, max_rollups=2)
+    half = len(records) // 2
+    metrics_function.lambda_handler(window_event(records[:half], shard), context)
+    metrics_function.lambda_handler(window_event(records[half:], shard), context)
+    # Then each record is counted once
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_a_partial_batch_retry_from_mid_batch_counts_each_record_once(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a batch whose first transaction (its first few records) went through before it failed
+    store_day(stack)
+    records = stream_records(stack)
+    shard = shard_of(stack)
+    use_writer(monkeypatch, metrics_function, FlakyDynamoDB(fail_on=2), max_rollups=2)
+    with pytest.raises(ClientError):
+        metrics_function.lambda_handler(window_event(records, shard), context)
+    counted_before = sum(rollups(rollup_table).values())
+    assert counted_before >= 2
+    # When the retry starts from a record within the counted prefix (a checkpoint short of the watermark)
+    use_writer(monkeypatch, metrics_function, max_rollups=2)
+    metrics_function.lambda_handler(window_event(records[1:], shard), context)
+    # Then the records of the prefix are not counted again, and the rest are counted
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_a_replayed_record_is_not_counted_again(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given a batch counted
+    store_day(stack)
+    records = stream_records(stack)
+    shard = shard_of(stack)
+    metrics_function.lambda_handler(window_event(records, shard), context)
+    # When one of its records comes again later, alone, then the whole batch again
+    metrics_function.lambda_handler(window_event([records[3]], shard), context)
+    metrics_function.lambda_handler(window_event(records, shard), context)
+    # Then nothing is counted twice
+    assert rollups(rollup_table) == from_items(stack)
+    # And a new TDR after them still counts
+    store(stack, "Rejected", "JP", HOUR)
+    metrics_function.lambda_handler(window_event(stream_records(stack)[-1:], shard), context)
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_two_shards_interleaved_keep_a_watermark_each(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given records split over two shards (alternating, as their sequence numbers interleave)
+    store_day(stack)
+    records = stream_records(stack)
+    first, second = records[0::2], records[1::2]
+    # When their batches come interleaved, and the first shard's first batch again
+    metrics_function.lambda_handler(window_event(first[:2], "shardId-0001"), context)
+    metrics_function.lambda_handler(window_event(second[:3], "shardId-0002"), context)
+    metrics_function.lambda_handler(window_event(first[2:], "shardId-0001"), context)
+    metrics_function.lambda_handler(window_event(first[:2], "shardId-0001"), context)
+    metrics_function.lambda_handler(window_event(second[3:], "shardId-0002"), context)
+    # Then each record is counted once, and each shard has its own watermark
+    assert rollups(rollup_table) == from_items(stack)
+    assert watermarks(rollup_table) == {
+        "shardId-0001": padded(first[-1]["dynamodb"]["SequenceNumber"]),
+        "shardId-0002": padded(second[-1]["dynamodb"]["SequenceNumber"]),
+    }
+
+
+def test_the_final_invoke_of_a_window_without_records_writes_nothing(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given a batch counted
+    store_day(stack)
+    shard = shard_of(stack)
+    metrics_function.lambda_handler(window_event(stream_records(stack), shard), context)
+    before = boto3.client("dynamodb").scan(TableName=rollup_table)["Items"]
+    # When the window closes: Lambda's final invoke, with no records
+    answer = metrics_function.lambda_handler(window_event([], shard, isFinalInvokeForWindow=True), context)
+    # Then it succeeds with the state Lambda requires, and the table is as it was
+    assert answer == {"state": {}}
+    assert boto3.client("dynamodb").scan(TableName=rollup_table)["Items"] == before
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_an_event_without_a_shard_fails_clearly_and_writes_nothing(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given a batch as a mapping without a tumbling window sends it: no shardId
+    store_day(stack)
+    event = {"Records": stream_records(stack)}
+    # When the metrics function gets it
+    with pytest.raises(NoShardId, match="TumblingWindowInSeconds"):
+        metrics_function.lambda_handler(event, context)
+    # Then nothing was written (no guessed shard)
+    assert boto3.client("dynamodb").scan(TableName=rollup_table)["Items"] == []
+
+
+def test_a_watermark_moved_by_someone_else_fails_the_batch_without_counting(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given the first half of a batch counted
+    store_day(stack)
+    records = stream_records(stack)
+    shard = shard_of(stack)
+    half = len(records) // 2
+    metrics_function.lambda_handler(window_event(records[:half], shard), context)
+    counted = rollups(rollup_table)
+    # When a writer that read the watermark before it moved (none yet) writes the whole batch
+    settings = RollupSettings.from_env()
+    stale = RollupWriter(boto3.client("dynamodb"), settings.table_name, settings.retention_days)
+    stale.watermark = lambda shard_id: None  # type: ignore[method-assign]
+    batch = [
+        counted_record(
+            r["dynamodb"]["SequenceNumber"],
+            r["dynamodb"]["NewImage"]["receivedAt"]["S"],
+            r["dynamodb"]["NewImage"].get("recipientCountry", {}).get("S"),
+            Status(r["dynamodb"]["NewImage"]["status"]["S"]),
+            None,
+        )
+        for r in records
+    ]
+    # Then its transaction is refused as a whole: nothing more counted, and Lambda is told to retry
+    with pytest.raises(WatermarkMoved):
+        stale.apply(shard, batch)
+    assert rollups(rollup_table) == counted
+
+
+def test_a_batch_over_99_rollup_items_is_split_into_transactions_and_counted_once(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DynamoDB API Reference, TransactWriteItems: at most 100 actions (99 rollups and the watermark)."""
+    # Given 130 TDRs to 130 countries in one hour: 130 rollup items
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    countries = [a + b for a in letters for b in letters][:130]
+    for country in countries:
+        store(stack, "Delivered", country, HOUR)
+    records = stream_records(stack)
+    flaky = FlakyDynamoDB(fail_on=0)  # counts transactions, fails none
+    use_writer(monkeypatch, metrics_function, flaky)
+    # When they are counted in one batch
+    metrics_function.lambda_handler(window_event(records, shard_of(stack)), context)
+    # Then two transactions did it, and the counts are the items'
+    assert flaky.transactions == 2
+    assert rollups(rollup_table) == from_items(stack)
+    assert len(rollups(rollup_table)) == 130
+
+
+def test_the_rollup_table_has_the_key_schema_rollup_py_spells(template: Any, stack: Stack, rollup_table: str) -> None:
+    # Given the table provisioned from the template
+    description = boto3.client("dynamodb").describe_table(TableName=rollup_table)["Table"]
+    # Then its keys are rollup.py's, the TTL attribute its expiresAt
+    assert description["KeySchema"] == [
+        {"AttributeName": DAY, "KeyType": "HASH"},
+        {"AttributeName": SLOT, "KeyType": "RANGE"},
+    ]
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=rollup_table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expiresAt"
+    assert stack.environment("MetricsFunction")["ROLLUP_TABLE_NAME"] == rollup_table
+
+
+def test_distinct_transaction_ids_make_distinct_counts(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given the same status for two SMS in the same hour and country
+    for _ in range(2):
+        store(stack, "Submitted", "HK", HOUR + timedelta(seconds=secrets.randbelow(3600)))
+    # When counted
+    metrics_function.lambda_handler(window_event(stream_records(stack), shard_of(stack)), context)
+    # Then the hour's item counts both
+    assert rollups(rollup_table) == Counter({("2026-11-29", "07#HK", "Submitted"): 2})
+
+
+def test_the_events_file_for_sam_local_invoke_is_a_windowed_batch(
+    metrics_function: ModuleType,
+    template_events: dict[str, dict[str, Any]],
+    rollup_table: str,
+    context: LambdaContext,
+) -> None:
+    """Lambda Developer Guide, services-ddb-windows: the event a mapping with a tumbling window sends."""
+    # Given events/metrics-stream-window.json, as `sam local invoke MetricsFunction -e` sends it
+    event = template_events["metrics-stream-window.json"]
+    assert {"shardId", "window", "state", "isFinalInvokeForWindow", "isWindowTerminatedEarly"} <= set(event)
+    # When the function gets it, twice (a retry)
+    answers = [metrics_function.lambda_handler(event, context) for _ in range(2)]
+    # Then it answers with state, and counts each of its TDRs once, in the hour each was received
+    assert answers == [{"state": {}}, {"state": {}}]
+    expected: Counts = Counter()
+    for record in event["Records"]:
+        image = record["dynamodb"]["NewImage"]
+        key = RollupKey.of(datetime.fromisoformat(image["receivedAt"]["S"]), image["recipientCountry"]["S"])
+        expected[(key.day, key.slot, image["status"]["S"])] += 1
+    assert rollups(rollup_table) == expected
