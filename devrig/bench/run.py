@@ -28,7 +28,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from py_compile import PycInvalidationMode
 from typing import Any
@@ -60,6 +60,7 @@ PRICES: dict[str, float] = {
     "sns_requests_per_million": 0.50,  # publishes; a PublishBatch counts each message
     "cloudwatch_logs_ingestion_per_gb": 0.50,  # Standard class; Lambda logs' first tier
     "xray_traces_recorded_per_million": 5.00,
+    "dynamodb_on_demand_read_units_per_million": 0.125,
 }
 PRICE_SOURCES = {
     "http_api_per_million": "https://aws.amazon.com/api-gateway/pricing/",
@@ -70,6 +71,7 @@ PRICE_SOURCES = {
     "sns_requests_per_million": "https://aws.amazon.com/sns/pricing/",
     "cloudwatch_logs_ingestion_per_gb": "https://aws.amazon.com/cloudwatch/pricing/",
     "xray_traces_recorded_per_million": "https://aws.amazon.com/xray/pricing/",
+    "dynamodb_on_demand_read_units_per_million": "https://aws.amazon.com/dynamodb/pricing/on-demand/",
 }
 
 # The cost model's assumptions, each with its source or said to be one.
@@ -92,7 +94,7 @@ ASSUMPTIONS: dict[str, float] = {
     # Assumed: 5 % of TDRs are Undelivered or Rejected (each wakes the alert function).
     "failure_share": 0.05,
     # Assumed sustained rate: sets the stream batches (alert: 1 s window, up to 100; metrics:
-    # 60 s window, up to 1,000) and X-Ray's per-second reservoir.
+    # 15 s window, up to 1,000) and X-Ray's per-second reservoir.
     "sustained_tdrs_per_second": 100,
     # X-Ray's default sampling for Lambda: the first request each second, then 5 % ("Using AWS
     # Lambda with AWS X-Ray" / X-Ray "Configuring sampling rules").
@@ -382,7 +384,7 @@ class LogCounter(io.TextIOBase):
 def warm(stack: LocalStack, template: Template, tdrs: int, names: list[str]) -> dict[str, Any]:
     """Handler time per TDR (webhook) and per record (alert), against both floors, same transport;
     and what each writes to its log (the webhook per TDR, the alert and metrics per batch)."""
-    for logical_id in ("WebhookFunction", "AlertFunction"):
+    for logical_id in ("WebhookFunction", "AlertFunction", "MetricsFunction"):
         for name, value in stack.hosts[logical_id].spec.environment.items():
             os.environ[name] = value
     results: dict[str, Any] = {}
@@ -467,12 +469,17 @@ def _warm_alert(stack: LocalStack, alert: Any, tdrs: int, counter: LogCounter) -
 
 
 def _warm_metrics(stack: LocalStack, metrics: Any, counter: LogCounter) -> dict[str, Any]:
-    """The metrics function on a full batch (1,000 INSERTs): it makes no AWS call, it prints EMF."""
-    batch = alert_batch(stack.options.app_id, 1000)
+    """The metrics function on a full batch (1,000 INSERTs): it prints EMF and adds the batch to the
+    rollups (the watermark's GetItem and the TransactWriteItems answered in memory, with no watermark
+    stored, so every timed call counts the whole batch)."""
+    batch = alert_batch(stack.options.app_id, 1000) | {"shardId": "shardId-bench", "state": {}}
     for record in batch["Records"]:
         record["eventName"] = "INSERT"
     context = _context()
     metrics.lambda_handler(batch, context)
+    client = metrics.rollup_writer()._client
+    for operation in ("GetItem", "TransactWriteItems"):
+        stub(client, operation, lambda _: b"{}", "application/x-amz-json-1.0")
     counter.bytes = counter.events = 0
     runs = 20
     seconds = _time_per_call(lambda: metrics.lambda_handler(batch, context), runs)
@@ -570,6 +577,172 @@ def write_units(app_id: str) -> dict[str, Any]:
         "maximal_item_bytes": sizes["maximal"],
         "maximal_write_units": math.ceil(sizes["maximal"] / 1024),
     }
+
+
+# --- the report's reads and the rollups' writes (issue 13) -----------------------------------------
+# Modelled, not timed: the report's own code (read_rollups) runs against an in-memory rollup table
+# laid out as cinnox_sms.rollup spells it, and the rollup writer's own plan() and write_units().
+
+REPORT_SMS_PER_DAY = 1_000_000
+REPORT_TDRS_PER_SMS = 3  # as the capacity notes assume: it sizes the TDR table the Scan reads
+REPORT_RETENTION_DAYS = 400  # TdrRetentionDays' default: what the Scan reads whatever the period
+REPORT_TARGET_QUERIES_30_DAYS = 36  # issue 13: "at most a few dozen small Queries and no Scan"
+# DynamoDB Developer Guide, "Read consistency" and "DynamoDB read and write operations": a Query or a
+# Scan page reads the sum of its items' sizes rounded up to 4 KB, one unit per 4 KB strongly
+# consistent, half a unit eventually consistent; a page stops at 1 MB.
+READ_UNIT_BYTES = 4096
+EVENTUALLY_CONSISTENT_UNITS = 0.5
+PAGE_BYTES = 1024 * 1024
+REPORT_NOW = "2026-11-29T07:23:00+00:00"  # mid-hour, mid-day: a "24h" report then touches two UTC days
+
+
+class RollupReads:
+    """Just enough of a DynamoDB client for read_rollups: each Query page answered from the items, and
+    noted with the read units it consumes. Anything else (a Scan) raises: it has no such method."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.days: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            self.days.setdefault(item["day"]["S"], []).append(item)
+        for day_items in self.days.values():
+            day_items.sort(key=lambda item: item["slot"]["S"])
+        self.pages: list[float] = []  # read units, one entry per Query call
+
+    def get_paginator(self, operation: str) -> RollupReads:
+        assert operation == "query", operation
+        return self
+
+    def paginate(self, **request: Any) -> Iterator[dict[str, Any]]:
+        values = request["ExpressionAttributeValues"]
+        assert request["ConsistentRead"] is False
+        found = [
+            item
+            for item in self.days.get(values[":day"]["S"], [])
+            if values[":low"]["S"] <= item["slot"]["S"] <= values[":high"]["S"]
+        ]
+        page: list[dict[str, Any]] = []
+        size = 0
+        for item in [*found, None]:
+            if item is None or size + item_size(item) > PAGE_BYTES:
+                # at least one unit a call, even for no item
+                self.pages.append(EVENTUALLY_CONSISTENT_UNITS * max(1, math.ceil(size / READ_UNIT_BYTES)))
+                yield {"Items": page}
+                page, size = [], 0
+            if item is not None:
+                page.append(item)
+                size += item_size(item)
+
+
+def rollup_items(first_day: str, days: int) -> list[dict[str, Any]]:
+    """The rollup table at 1 million SMS a day over the demo's country mix, every hour of every day."""
+    from datetime import datetime, timedelta
+
+    from cinnox_sms.rollup import COUNT_ATTRIBUTES, EXPIRES_AT, RollupKey
+    from local_stack.traffic import COUNTRIES
+
+    weights = sum(country.weight for country in COUNTRIES)
+    start = datetime.fromisoformat(first_day)
+    items = []
+    for hour in range(days * 24):
+        at = start + timedelta(hours=hour)
+        for country in COUNTRIES:
+            sms = round(REPORT_SMS_PER_DAY / 24 * country.weight / weights)
+            counts = {
+                Status.SUBMITTED: sms,
+                Status.UNDELIVERED: round(sms * country.undelivered),
+                Status.REJECTED: round(sms * country.rejected),
+            }
+            counts[Status.DELIVERED] = sms - counts[Status.UNDELIVERED] - counts[Status.REJECTED]
+            ttl = int((at + timedelta(days=REPORT_RETENTION_DAYS)).timestamp())
+            items.append(
+                RollupKey.of(at, country.code).item_key()
+                | {COUNT_ATTRIBUTES[status]: {"N": str(n)} for status, n in counts.items()}
+                | {EXPIRES_AT: {"N": str(ttl)}}
+            )
+    return items
+
+
+def report_reads(typical_tdr_bytes: int) -> dict[str, Any]:
+    """A 1-day and a 30-day report (--since 24h / 30d) read by the report's own code, against the Scan
+    of the whole TDR table that the report made before issue 13."""
+    from datetime import datetime, timedelta
+
+    from cinnox_sms_cli.report import Period, by_country, moment, read_rollups
+    from local_stack.traffic import COUNTRIES
+
+    now = datetime.fromisoformat(REPORT_NOW)
+    table = RollupReads(rollup_items((now - timedelta(days=31)).date().isoformat(), 32))
+    price = PRICES["dynamodb_on_demand_read_units_per_million"] / 1e6
+    results: dict[str, Any] = {}
+    for label, since in (("1 day", "24h"), ("30 days", "30d")):
+        table.pages = []
+        period = Period.covering(moment(since, now), now)
+        lines = by_country(read_rollups(table, "rollups", period))
+        units = sum(table.pages)
+        results[label] = {
+            "hours": int((period.end - period.start) / timedelta(hours=1)),
+            "queries": len(table.pages),
+            "scans": 0,  # RollupReads has no scan: one would have raised
+            "read_units": units,
+            "usd": units * price,
+            "sent": lines[-1].sent,
+        }
+    tdrs = REPORT_SMS_PER_DAY * REPORT_TDRS_PER_SMS * REPORT_RETENTION_DAYS
+    scanned = tdrs * typical_tdr_bytes
+    scan_units = EVENTUALLY_CONSISTENT_UNITS * math.ceil(scanned / READ_UNIT_BYTES)
+    return {
+        "countries": len(COUNTRIES),
+        "rollup_item_bytes": max(item_size(item) for item in table.days[now.date().isoformat()]),
+        "reports": results,
+        "scan": {
+            "items": tdrs,
+            "item_bytes": typical_tdr_bytes,
+            "pages": math.ceil(scanned / PAGE_BYTES),
+            "read_units": scan_units,
+            "usd": scan_units * price,
+        },
+        "assumptions": {
+            "sms_per_day": REPORT_SMS_PER_DAY,
+            "tdrs_per_sms": REPORT_TDRS_PER_SMS,
+            "retention_days": REPORT_RETENTION_DAYS,
+            "now": REPORT_NOW,
+        },
+    }
+
+
+def rollup_writes() -> dict[str, Any]:
+    """Rollup write units per TDR from the writer's own plan() and write_units(): a demo-sized batch
+    (the demo's day of 300 SMS, received within one hour) and a high-volume one (1,000 records, the
+    Stored mapping's BatchSize, of one hour over the demo mix)."""
+    from datetime import UTC, datetime
+
+    from cinnox_sms.rollup import CountedRecord, RollupKey, padded, plan
+    from cinnox_sms.rollup import write_units as rollup_write_units
+    from local_stack.traffic import plan_day
+
+    hour = datetime(2026, 11, 29, 7, tzinfo=UTC)
+
+    def batch(sms: int, limit: int | None) -> list[CountedRecord]:
+        messages, _ = plan_day(sms, app_id="bench-app")
+        tdrs = [(m.country.code, status) for m in messages for status in (Status.SUBMITTED, m.outcome)]
+        return [
+            CountedRecord(padded(str(10**20 + index)), RollupKey.of(hour, country), status)
+            for index, (country, status) in enumerate(tdrs[:limit])
+        ]
+
+    results: dict[str, Any] = {}
+    for label, records in (("demo batch", batch(300, None)), ("high-volume batch", batch(600, 1000))):
+        transactions = plan(records)
+        units = rollup_write_units(transactions)
+        results[label] = {
+            "records": len(records),
+            "rollup_items": sum(len(t.counts) for t in transactions),
+            "transactions": len(transactions),
+            "write_units": units,
+            "write_units_per_tdr": units / len(records),
+            "usd_per_million_tdrs": units / len(records) * PRICES["dynamodb_on_demand_write_units_per_million"],
+        }
+    return results
 
 
 def alert_invocations_for(template: Template) -> dict[str, int]:
@@ -717,8 +890,8 @@ def tdr_cost(side: dict[str, float], memory_mb: int, write_units_per_tdr: int) -
         side["alert_log_bytes_per_batch"],
         traced_per_second(rate * alert_per_tdr) / (rate * alert_per_tdr),
     )
-    # The metrics function: every stored TDR, in batches of up to 1,000 or a 60 s window.
-    metrics_batch_size = min(1000.0, rate * 60)
+    # The metrics function: every stored TDR, in batches of up to 1,000 or a 15 s window.
+    metrics_batch_size = min(1000.0, rate * 15)
     metrics_per_tdr = 1 / metrics_batch_size
     metrics = invocation_cost(
         memory_mb,
@@ -732,6 +905,10 @@ def tdr_cost(side: dict[str, float], memory_mb: int, write_units_per_tdr: int) -
         "HTTP API requests": PRICES["http_api_per_million"] / 1e6,
         "DynamoDB write units": write_units_per_tdr * PRICES["dynamodb_on_demand_write_units_per_million"] / 1e6,
         "SNS publishes (failures)": failures * PRICES["sns_requests_per_million"] / 1e6,
+        # The metrics function's rollups (transactional writes): the product's alone, no floor keeps them.
+        "DynamoDB rollup write units": side.get("rollup_write_units_per_tdr", 0.0)
+        * PRICES["dynamodb_on_demand_write_units_per_million"]
+        / 1e6,
     }
     for function, per_tdr in (("webhook", 1.0), ("alert", alert_per_tdr), ("metrics", metrics_per_tdr)):
         costs = {"webhook": webhook, "alert": alert, "metrics": metrics}[function]
@@ -756,6 +933,7 @@ def cost_model(results: dict[str, Any], template_memory: int) -> dict[str, Any]:
     warm_results, cold = results["warm_seconds"], results["cold_start_seconds"]
     units = results["write_units"]["typical_write_units"]
     metrics = warm_results["metrics"]
+    rollups = results["rollup_writes"]
 
     def side(variant: str, cold_variant: str, logs: bool) -> dict[str, float]:
         return {
@@ -771,6 +949,10 @@ def cost_model(results: dict[str, Any], template_memory: int) -> dict[str, Any]:
             "metrics_cpu_s_per_batch": metrics["seconds_per_batch_of_1000"],
             "metrics_log_events_per_batch": metrics["log_events_per_batch"],
             "metrics_log_bytes_per_batch": metrics["log_bytes_per_batch"],
+            # At the modelled 100 TDR/s the Stored mapping's batches fill to 1,000: the high-volume batch.
+            "rollup_write_units_per_tdr": (
+                rollups["high-volume batch"]["write_units_per_tdr"] if variant == "product" else 0.0
+            ),
         }
 
     sides = {
@@ -858,6 +1040,8 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         "cold_start_seconds": cold,
         "warm_seconds": warm_results,
         "write_units": write_units("demo-app-0001"),
+        "report_reads": report_reads(write_units("demo-app-0001")["typical_item_bytes"]),
+        "rollup_writes": rollup_writes(),
         "alert_invocations_per_status": alert_invocations_for(template),
         "package_bytes_zipped": packages,
         "prices": {"date": PRICES_DATE, **PRICES, "sources": PRICE_SOURCES},
@@ -963,9 +1147,51 @@ def table(results: dict[str, Any]) -> tuple[str, list[str]]:
         lines.append(f"{'package ' + name + ', zipped KB':<44} {size / 1024:>10.1f}")
     ours = sizes["ours, all"]
     fact("  ours under 1 MB", f"{ours / 1024:.1f} KB", "<1 MB", ours < 1024 * 1024, ">10")
+    if "report_reads" in results:
+        lines.extend(report_table(results["report_reads"], results["rollup_writes"], misses))
     if "cost" in results:
         lines.extend(cost_table(results["cost"], misses))
     return "\n".join(lines), misses
+
+
+def report_table(reads: dict[str, Any], writes: dict[str, Any], misses: list[str]) -> list[str]:
+    """The report's reads from the rollups against the Scan it replaced, and what the rollups cost to write."""
+    a, scan = reads["assumptions"], reads["scan"]
+    lines = [
+        "",
+        f"report at {a['sms_per_day']:,} SMS a day ({a['tdrs_per_sms']} TDRs each, {a['retention_days']} days kept, "
+        f"{reads['countries']} countries; eventually consistent reads, prices {PRICES_DATE})",
+        f"{'':<28} {'hours':>6} {'calls':>14} {'read units':>12} {'USD':>9} {'Scan / this':>12} {'target':>12}",
+    ]
+    for label, report in reads["reports"].items():
+        target = ""
+        if label == "30 days":
+            ok = report["queries"] <= REPORT_TARGET_QUERIES_30_DAYS and report["scans"] == 0
+            if not ok:
+                misses.append(f"30-day report: {report['queries']} Queries, {report['scans']} Scans")
+            target = f"<={REPORT_TARGET_QUERIES_30_DAYS}Q,0S {'ok' if ok else 'MISS'}"
+        lines.append(
+            f"{'rollups, ' + label:<28} {report['hours']:>6} {str(report['queries']) + ' Query':>14} "
+            f"{report['read_units']:>12,.1f} {report['usd']:>9.2e} {scan['read_units'] / report['read_units']:>12,.0f}"
+            f" {target:>12}"
+        )
+    lines.append(
+        f"{'before: Scan, any period':<28} {a['retention_days'] * 24:>6} {str(scan['pages']) + ' Scan':>14} "
+        f"{scan['read_units']:>12,.0f} {scan['usd']:>9.2f}"
+    )
+    lines.append(
+        f"  rollup item {reads['rollup_item_bytes']} bytes; TDR item {scan['item_bytes']} bytes x {scan['items']:,}"
+    )
+    lines.append(
+        f"{'rollup writes, per batch':<28} {'records':>8} {'items':>6} {'WU':>6} {'WU per TDR':>11} "
+        f"{'USD per M TDRs':>15}"
+    )
+    for label, batch in writes.items():
+        lines.append(
+            f"{'  ' + label:<28} {batch['records']:>8} {batch['rollup_items']:>6} {batch['write_units']:>6.0f} "
+            f"{batch['write_units_per_tdr']:>11.4f} {batch['usd_per_million_tdrs']:>15.4f}"
+        )
+    return lines
 
 
 def cost_table(cost: dict[str, Any], misses: list[str]) -> list[str]:
