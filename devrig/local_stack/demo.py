@@ -17,6 +17,7 @@ from local_stack.traffic import Delivery, Outcome, Sender, Sms, plan_day
 
 if TYPE_CHECKING:
     import boto3
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from local_stack.stack import LocalStack
 
@@ -51,17 +52,18 @@ class Account:
         return all(check.ok for check in self.checks)
 
 
-class AlertInbox:
-    """An SQS queue subscribed to the alert topic: what a subscriber receives."""
+class TopicInbox:
+    """An SQS queue subscribed to a topic: what a subscriber receives, each message taken once."""
 
-    def __init__(self, aws: boto3.Session, topic_arn: str, name: str = "local-alert-inbox") -> None:
+    def __init__(self, aws: boto3.Session, topic_arn: str, name: str, raw: bool = False) -> None:
         self._sqs = aws.client("sqs")
         self.url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        attributes = {"RawMessageDelivery": "true"} if raw else {}
+        aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
 
-    def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
-        """Alerts as the stored records they carry, with the SNS subject beside them."""
+    def take(self, wait_seconds: int = 0) -> list[MessageTypeDef]:
+        """Up to 10 messages, deleted once read."""
         answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
         messages = answer.get("Messages", [])
         if messages:
@@ -69,8 +71,19 @@ class AlertInbox:
                 QueueUrl=self.url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
+        return messages
+
+
+class AlertInbox(TopicInbox):
+    """Subscribed to the alert topic (SNS's JSON envelope, as a system without raw delivery sees it)."""
+
+    def __init__(self, aws: boto3.Session, topic_arn: str, name: str = "local-alert-inbox") -> None:
+        super().__init__(aws, topic_arn, name)
+
+    def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """Alerts as the stored records they carry, with the SNS subject beside them."""
         alerts = []
-        for message in messages:
+        for message in self.take(wait_seconds):
             envelope = json.loads(message["Body"])
             record = json.loads(envelope["Message"])
             record["_subject"] = envelope.get("Subject", "")
@@ -78,27 +91,15 @@ class AlertInbox:
         return alerts
 
 
-class DigestInbox:
-    """An SQS queue subscribed to the digest topic with raw delivery: each digest's machine message (the `sqs`
+class DigestInbox(TopicInbox):
+    """Subscribed to the digest topic with raw delivery: each digest's machine message (the `sqs`
     protocol's JSON: counts and every transaction ID), as a system that audits the digests reads it."""
 
     def __init__(self, aws: boto3.Session, topic_arn: str, name: str = "local-digest-inbox") -> None:
-        self._sqs = aws.client("sqs")
-        self.url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        aws.client("sns").subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-        )
+        super().__init__(aws, topic_arn, name, raw=True)
 
     def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
-        answer = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
-        messages = answer.get("Messages", [])
-        if messages:
-            self._sqs.delete_message_batch(
-                QueueUrl=self.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-        return [json.loads(message["Body"]) for message in messages]
+        return [json.loads(message["Body"]) for message in self.take(wait_seconds)]
 
 
 def digested(digests: list[dict[str, Any]]) -> Counter[tuple[str, str]]:

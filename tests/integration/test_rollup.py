@@ -156,6 +156,21 @@ def use_writer(monkeypatch: pytest.MonkeyPatch, module: ModuleType, client: Any 
     monkeypatch.setattr(module, "rollup_writer", functools.cache(lambda: writer))
 
 
+def failed_after_a_partial_write(
+    stack: Stack, module: ModuleType, monkeypatch: pytest.MonkeyPatch, context: LambdaContext
+) -> tuple[list[dict[str, Any]], str]:
+    """A day stored, and its batch failed after its first transaction (of several) went through:
+    the records and their shard, and a writer that works again for what the test does next."""
+    store_day(stack)
+    records = stream_records(stack)
+    shard = shard_of(stack)
+    use_writer(monkeypatch, module, FlakyDynamoDB(fail_on=2), max_rollups=2)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        module.lambda_handler(window_event(records, shard), context)
+    use_writer(monkeypatch, module, max_rollups=2)
+    return records, shard
+
+
 # --- tests ---------------------------------------------------------------------------------------
 
 
@@ -228,14 +243,8 @@ def test_a_bisected_batch_counts_each_record_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a batch that failed mid-way, after its first transaction
-    store_day(stack)
-    records = stream_records(stack)
-    shard = shard_of(stack)
-    use_writer(monkeypatch, metrics_function, FlakyDynamoDB(fail_on=2), max_rollups=2)
-    with pytest.raises(ClientError):
-        metrics_function.lambda_handler(window_event(records, shard), context)
+    records, shard = failed_after_a_partial_write(stack, metrics_function, monkeypatch, context)
     # When Lambda bisects it (BisectBatchOnFunctionError) and delivers the halves
-    use_writer(monkeypatch, metrics_function, max_rollups=2)
     half = len(records) // 2
     metrics_function.lambda_handler(window_event(records[:half], shard), context)
     metrics_function.lambda_handler(window_event(records[half:], shard), context)
@@ -251,16 +260,10 @@ def test_a_partial_batch_retry_from_mid_batch_counts_each_record_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a batch whose first transaction (its first few records) went through before it failed
-    store_day(stack)
-    records = stream_records(stack)
-    shard = shard_of(stack)
-    use_writer(monkeypatch, metrics_function, FlakyDynamoDB(fail_on=2), max_rollups=2)
-    with pytest.raises(ClientError):
-        metrics_function.lambda_handler(window_event(records, shard), context)
+    records, shard = failed_after_a_partial_write(stack, metrics_function, monkeypatch, context)
     counted_before = sum(rollups(rollup_table).values())
     assert counted_before >= 2
     # When the retry starts from a record within the counted prefix (a checkpoint short of the watermark)
-    use_writer(monkeypatch, metrics_function, max_rollups=2)
     metrics_function.lambda_handler(window_event(records[1:], shard), context)
     # Then the records of the prefix are not counted again, and the rest are counted
     assert rollups(rollup_table) == from_items(stack)
