@@ -43,7 +43,8 @@ class MotoServer:
     def start(self, timeout: float = 30) -> None:
         output = self._log_file.open("ab") if self._log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [self._python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            # moto's server, patched where it would slow the demo down (local_stack/moto_server.py)
+            [self._python, "-m", "local_stack.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, in order
             stdout=output,

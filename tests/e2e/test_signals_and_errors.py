@@ -101,7 +101,7 @@ def test_local_started_from_a_script_stops_on_a_signal_and_leaves_no_process(sig
                 stack_pid = int(line.split()[-1])
         assert stack_pid
         children = _descendants(stack_pid)
-        assert any(b"moto.server" in cmdline for cmdline in children.values())
+        assert any(b"moto_server" in cmdline for cmdline in children.values())
         assert sum(b"awslambdaric" in cmdline for cmdline in children.values()) >= 3  # one per function at least
         # When the signal is sent to the stack's process alone (as `kill`, or Ctrl-C, would)
         os.kill(stack_pid, signum)

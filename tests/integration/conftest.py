@@ -20,14 +20,13 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core.base_backend import BackendDict
-from moto.core.utils import unix_time
-from moto.sqs.models import Message, SQSBackend
 
 from local_stack.cinnox import CinnoxSimulator
 from local_stack.cloudformation import ResponseEndpoint
 from local_stack.cloudformation import custom_resource_event as cloudformation_event
 from local_stack.emulator import Provisioned, provision
 from local_stack.httpserver import JsonHandler, Server
+from local_stack.moto_server import patch_moto
 from local_stack.template import REGION, Template, load_function_module
 from support import APP_ID, Answer, LambdaContext, LogLines, Post, Stack, http_event
 
@@ -37,14 +36,8 @@ for _lock in (type(threading.Lock()), type(threading.RLock())):
     copy._deepcopy_dispatch[_lock] = lambda lock, memo: lock  # type: ignore[attr-defined]
 
 
-def _retention_kept(self: SQSBackend, queue_name: str, message: Message) -> bool:
-    """moto's retention check, in constant time: moto computes every attribute of the queue for each message
-    received, some of which walk every message, so receiving a 1,000-message queue took a minute. The same rule."""
-    retention = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
-    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
-
-
-SQSBackend.is_message_valid_based_on_retention_period = _retention_kept  # type: ignore[method-assign]
+# moto's SQS receive is quadratic in the queue's length; the local stack's server is patched the same way.
+patch_moto()
 
 
 def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
