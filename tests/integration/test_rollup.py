@@ -156,14 +156,18 @@ def use_writer(monkeypatch: pytest.MonkeyPatch, module: ModuleType, client: Any 
     monkeypatch.setattr(module, "rollup_writer", functools.cache(lambda: writer))
 
 
+def stored_day(stack: Stack) -> tuple[list[dict[str, Any]], str]:
+    """A day of TDRs stored: their stream records and their shard."""
+    store_day(stack)
+    return stream_records(stack), shard_of(stack)
+
+
 def failed_after_a_partial_write(
     stack: Stack, module: ModuleType, monkeypatch: pytest.MonkeyPatch, context: LambdaContext
 ) -> tuple[list[dict[str, Any]], str]:
     """A day stored, and its batch failed after its first transaction (of several) went through:
     the records and their shard, and a writer that works again for what the test does next."""
-    store_day(stack)
-    records = stream_records(stack)
-    shard = shard_of(stack)
+    records, shard = stored_day(stack)
     use_writer(monkeypatch, module, FlakyDynamoDB(fail_on=2), max_rollups=2)
     with pytest.raises(ClientError, match="ThrottlingException"):
         module.lambda_handler(window_event(records, shard), context)
@@ -273,9 +277,7 @@ def test_a_replayed_record_is_not_counted_again(
     metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
 ) -> None:
     # Given a batch counted
-    store_day(stack)
-    records = stream_records(stack)
-    shard = shard_of(stack)
+    records, shard = stored_day(stack)
     metrics_function.lambda_handler(window_event(records, shard), context)
     # When one of its records comes again later, alone, then the whole batch again
     metrics_function.lambda_handler(window_event([records[3]], shard), context)
@@ -342,9 +344,7 @@ def test_a_watermark_moved_by_someone_else_fails_the_batch_without_counting(
     metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
 ) -> None:
     # Given the first half of a batch counted
-    store_day(stack)
-    records = stream_records(stack)
-    shard = shard_of(stack)
+    records, shard = stored_day(stack)
     half = len(records) // 2
     metrics_function.lambda_handler(window_event(records[:half], shard), context)
     counted = rollups(rollup_table)
