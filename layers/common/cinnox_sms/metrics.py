@@ -7,8 +7,6 @@ be a billed metric (about 200 countries x 4 statuses); `cinnox-sms report` gives
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.status import Status
@@ -63,13 +61,3 @@ def stored_tdr(event_name: str | None, image: dict[str, Any] | None) -> tuple[St
     if tdr.status not in Status._value2member_map_:
         return None
     return tdr, Status(tdr.status)
-
-
-def count_stored(records: Iterable[tuple[str | None, dict[str, Any] | None]]) -> Counter[Status]:
-    """New items by status, from stream records' (eventName, NewImage deserialized): see stored_tdr."""
-    counts: Counter[Status] = Counter()
-    for event_name, image in records:
-        found = stored_tdr(event_name, image)
-        if found is not None:
-            counts[found[1]] += 1
-    return counts
