@@ -28,7 +28,9 @@ metrics = Metrics()
 @cache
 def rollup_writer() -> RollupWriter:
     settings = RollupSettings.from_env()
-    return RollupWriter(boto3.client("dynamodb"), settings.table_name, settings.retention_days)
+    return RollupWriter(
+        boto3.client("dynamodb"), settings.table_name, settings.retention_days, tdr_table_name=settings.tdr_table_name
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -52,12 +54,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 tdr.recipient_country,
                 status,
                 stream.approximate_creation_date_time,
+                tdr.transaction_id,
             )
         )
     # Rollups first: if they fail, Lambda retries the batch before any metric of it is emitted.
     applied = rollup_writer().apply(shard_id, counted)
     if applied.skipped:
         logger.info("records counted before were skipped", extra={"skipped": applied.skipped, "shard": shard_id})
+    if applied.early:
+        # Final statuses whose Submitted TDR is not stored (yet): the no-final-status check pairs them later.
+        logger.info("final statuses kept until their Submitted TDR", extra={"early": applied.early, "shard": shard_id})
     counts: Counter[Status] = Counter(record.status for record in counted)
     for status, name in STORED.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[status])

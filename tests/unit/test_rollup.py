@@ -164,7 +164,7 @@ def test_the_local_stack_refuses_a_stream_mapping_lambda_refuses(changes: dict[s
         check_stream_mapping({"Stream": "arn:stream", **changes})
 
 
-def test_the_metrics_role_keeps_the_rollups_and_nothing_else(template: Template) -> None:
+def test_the_metrics_role_keeps_the_rollups_and_reads_only_submitted_tdrs(template: Template) -> None:
     """DynamoDB Developer Guide, "Using IAM with DynamoDB transactions": an Update in TransactWriteItems is
     authorised by dynamodb:UpdateItem."""
     function = template.resource("MetricsFunction")["Properties"]
@@ -173,9 +173,15 @@ def test_the_metrics_role_keeps_the_rollups_and_nothing_else(template: Template)
         {
             "Sid": "KeepTheRollups",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": {"Fn::GetAtt": ["RollupTable", "Arn"]},
-        }
+        },
+        {
+            "Sid": "PairFinalStatuses",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"],
+            "Resource": {"Fn::GetAtt": ["TdrTable", "Arn"]},
+        },
     ]
     assert function["Environment"]["Variables"]["ROLLUP_TABLE_NAME"] == {"Ref": "RollupTable"}
 

@@ -62,6 +62,8 @@ class RollupSettings(_FromEnvironment):
 
     table_name: str = Field(alias="ROLLUP_TABLE_NAME", min_length=1)
     retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+    # Where a final status's Submitted TDR is read, to count it against its SMS's cohort and time.
+    tdr_table_name: str = Field(alias="TDR_TABLE_NAME", min_length=1)
 
 
 class DigestSettings(_FromEnvironment):
