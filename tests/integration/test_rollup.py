@@ -28,17 +28,23 @@ from botocore.exceptions import ClientError
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Tdr
 from cinnox_sms.rollup import (
+    COHORT_ATTRIBUTES,
     COUNT_ATTRIBUTES,
     DAY,
     SEQUENCE_NUMBER,
     SLOT,
+    TTF_ATTRIBUTES,
     WATERMARK_DAY,
     NoShardId,
     RollupKey,
     RollupWriter,
+    SubmissionArrived,
     WatermarkMoved,
     counted_record,
+    early_key,
     padded,
+    pair_counts,
+    pair_early,
     watermark_key,
 )
 from cinnox_sms.settings import RollupSettings
@@ -152,7 +158,11 @@ def use_writer(monkeypatch: pytest.MonkeyPatch, module: ModuleType, client: Any 
     settings = RollupSettings.from_env()
     client = client or boto3.client("dynamodb")
     writer = RollupWriter(
-        client, settings.table_name, settings.retention_days, max_rollups=max_rollups, tdr_table_name=settings.tdr_table_name
+        client,
+        settings.table_name,
+        settings.retention_days,
+        max_rollups=max_rollups,
+        tdr_table_name=settings.tdr_table_name,
     )
     # Cached, as the handler's own: the fixture clears it after the test.
     monkeypatch.setattr(module, "rollup_writer", functools.cache(lambda: writer))
@@ -441,3 +451,207 @@ def test_the_events_file_for_sam_local_invoke_is_a_windowed_batch(
         key = RollupKey.of(datetime.fromisoformat(image["receivedAt"]["S"]), image["recipientCountry"]["S"])
         expected[(key.day, key.slot, image["status"]["S"])] += 1
     assert rollups(rollup_table) == expected
+
+
+# --- the cohort view and time to a final status (issue 18) ---------------------------------------
+
+
+def store_as(stack: Stack, transaction_id: str, status: str, country: str, received_at: datetime) -> None:
+    """One TDR of a chosen SMS, as the webhook stores it."""
+    body = tdr(TransactionID=transaction_id, Status=status, RecipientCountry=country)
+    item = StoredTdr.item_from_tdr(Tdr.model_validate(body), "{}", received_at, received_at + timedelta(days=400))
+    boto3.client("dynamodb").put_item(TableName=stack.table_name, Item=item)
+
+
+def store_sms_day(stack: Stack) -> None:
+    """SMS with their Submitted and final TDRs: quick and slow receipts, a final before its Submitted
+    (out of order, same batch), one with no final status, one across midnight, two countries."""
+    plan = [
+        ("a", "Submitted", "HK", HOUR),
+        ("a", "Delivered", "HK", HOUR + timedelta(seconds=4)),  # <= 10 s
+        ("b", "Submitted", "HK", HOUR + timedelta(minutes=10)),
+        ("c", "Submitted", "VE", HOUR + timedelta(minutes=20)),
+        ("b", "Delivered", "HK", HOUR + timedelta(minutes=13)),  # 3 min: <= 5 m
+        ("d", "Undelivered", "VE", HOUR + timedelta(minutes=59)),  # before its Submitted: counts as 0 s
+        ("d", "Submitted", "VE", HOUR + timedelta(minutes=59, seconds=30)),
+        ("c", "Rejected", "VE", HOUR + timedelta(hours=3)),  # 2 h 40 m: <= 12 h, the cohort hour is 07
+        ("e", "Submitted", "VE", HOUR + timedelta(hours=16, minutes=59)),  # 23:59
+        ("e", "Delivered", "VE", HOUR + timedelta(hours=17, minutes=1)),  # the next day; cohort 23:00
+        ("f", "Submitted", "HK", HOUR + timedelta(minutes=30)),  # never a final status
+    ]
+    for transaction_id, status, country, received_at in plan:
+        store_as(stack, f"txn-{transaction_id}", status, country, received_at)
+
+
+def cohort_from_items(stack: Stack) -> Counts:
+    """Cohort counts and time-to-final buckets as the TDR items say: each final status against its SMS's
+    Submitted TDR (its hour and country), bucketed by the time between their receivedAt."""
+    items = [
+        StoredTdr.from_item(i)
+        for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=stack.table_name)
+        for i in page["Items"]
+    ]
+    submitted = {i.transaction_id: i for i in items if i.status == "Submitted"}
+    expected: Counts = Counter()
+    for final in items:
+        sent = submitted.get(final.transaction_id)
+        if final.status == "Submitted" or sent is None:
+            continue
+        assert sent.received_at is not None
+        assert final.received_at is not None
+        at = datetime.fromisoformat(sent.received_at)
+        key = RollupKey.of(at, sent.recipient_country)
+        seconds = (datetime.fromisoformat(final.received_at) - at).total_seconds()
+        for attribute in pair_counts(Status(final.status), seconds):
+            expected[(key.day, key.slot, attribute)] += 1
+    return expected
+
+
+def cohort_rollups(table: str) -> Counts:
+    found: Counts = Counter()
+    attributes = {*COHORT_ATTRIBUTES.values(), *(a for group in TTF_ATTRIBUTES.values() for a in group)}
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if "#" in item[DAY]["S"]:
+                continue
+            for attribute in attributes & item.keys():
+                found[(item[DAY]["S"], item[SLOT]["S"], attribute)] += int(item[attribute]["N"])
+    return found
+
+
+def sms_lists(table: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per "day slot" of the list items: the SMS submitted, and those with a final status."""
+    submitted: dict[str, set[str]] = {}
+    finals: dict[str, set[str]] = {}
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            day = item[DAY]["S"]
+            if not day.endswith("#sms"):
+                continue
+            cohort = day.removesuffix("#sms") + " " + item[SLOT]["S"].rsplit("#", 1)[0]
+            submitted.setdefault(cohort, set()).update(item.get("submitted", {}).get("M", {}))
+            finals.setdefault(cohort, set()).update(item.get("finals", {}).get("M", {}))
+    return submitted, finals
+
+
+def test_final_statuses_count_against_their_sms_cohort_with_their_time(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given SMS with their Submitted and final TDRs on the stream (one final before its Submitted)
+    store_sms_day(stack)
+    records = stream_records(stack)
+    # When the metrics function counts them in one batch
+    metrics_function.lambda_handler(window_event(records, shard_of(stack)), context)
+    # Then each final status counts once against the hour and country its SMS was submitted in, in its bucket
+    assert cohort_rollups(rollup_table) == cohort_from_items(stack)
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#10s")] == 1
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#5m")] == 1
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#VE", "ttfUndelivered#10s")] == 1  # out of order: 0 s
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#VE", "ttfRejected#12h")] == 1
+    assert cohort_rollups(rollup_table)[("2026-11-29", "23#VE", "cohortDelivered")] == 1  # sent before midnight
+    # And the arrival view is as before
+    assert rollups(rollup_table) == from_items(stack)
+    # And the SMS lists name every SMS submitted and those with a final status, by cohort
+    submitted, finals = sms_lists(rollup_table)
+    assert submitted == {
+        "2026-11-29 07#HK": {"txn-a", "txn-b", "txn-f"},
+        "2026-11-29 07#VE": {"txn-c", "txn-d"},
+        "2026-11-29 23#VE": {"txn-e"},
+    }
+    assert finals["2026-11-29 07#HK"] == {"txn-a", "txn-b"}
+    assert finals["2026-11-29 07#VE"] == {"txn-c", "txn-d"}
+
+
+@pytest.mark.parametrize("fail_on", [1, 2, 3])
+def test_cohort_counts_are_exact_after_a_partial_write_then_a_bisected_retry(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    fail_on: int,
+) -> None:
+    """Lambda Developer Guide, BisectBatchOnFunctionError: a failed batch comes again in halves."""
+    # Given SMS stored, and a batch that fails at its n-th transaction (4 actions each)
+    store_sms_day(stack)
+    records, shard = stream_records(stack), shard_of(stack)
+    use_writer(monkeypatch, metrics_function, FlakyDynamoDB(fail_on=fail_on), max_rollups=4)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        metrics_function.lambda_handler(window_event(records, shard), context)
+    # When Lambda retries it in halves, then the whole batch once more (a replay)
+    use_writer(monkeypatch, metrics_function, max_rollups=4)
+    half = len(records) // 2
+    metrics_function.lambda_handler(window_event(records[:half], shard), context)
+    metrics_function.lambda_handler(window_event(records[half:], shard), context)
+    metrics_function.lambda_handler(window_event(records, shard), context)
+    # Then cohort counts, time buckets and arrival counts are the items', each once
+    assert cohort_rollups(rollup_table) == cohort_from_items(stack)
+    assert rollups(rollup_table) == from_items(stack)
+
+
+def test_a_final_status_before_its_submitted_tdr_is_stored_is_paired_once_later(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    # Given a Delivered TDR counted while its Submitted TDR was not stored (CINNOX sent them out of order)
+    shard = shard_of(stack)
+    store_as(stack, "txn-late", "Delivered", "HK", HOUR + timedelta(seconds=20))
+    metrics_function.lambda_handler(window_event(stream_records(stack), shard), context)
+    early = boto3.client("dynamodb").get_item(TableName=rollup_table, Key=early_key("txn-late")).get("Item")
+    assert early is not None
+    assert early["receivedDelivered"]["S"].startswith("2026-11-29T07:00:20")
+    assert cohort_rollups(rollup_table) == Counter()  # no cohort yet
+    # When its Submitted TDR comes and is counted, and the early finals are paired, twice
+    store_as(stack, "txn-late", "Submitted", "HK", HOUR + timedelta(minutes=1))
+    metrics_function.lambda_handler(window_event(stream_records(stack)[-1:], shard), context)
+    settings = RollupSettings.from_env()
+    paired = [
+        pair_early(boto3.client("dynamodb"), rollup_table, settings.tdr_table_name, settings.retention_days)
+        for _ in range(2)
+    ]
+    # Then the SMS counts once in its cohort (a final before its Submitted takes 0 s), and the early item is gone
+    assert paired == [1, 0]
+    assert cohort_rollups(rollup_table) == cohort_from_items(stack)
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#10s")] == 1
+    assert boto3.client("dynamodb").get_item(TableName=rollup_table, Key=early_key("txn-late")).get("Item") is None
+    submitted, finals = sms_lists(rollup_table)
+    assert submitted["2026-11-29 07#HK"] == finals["2026-11-29 07#HK"] == {"txn-late"}
+
+
+class SubmittedMeanwhile:
+    """A DynamoDB client that stores an SMS's Submitted TDR between the writer's read of it and its transaction."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._client = boto3.client("dynamodb")
+        self._stack = stack
+        self.stored = False
+
+    def transact_write_items(self, **arguments: Any) -> Any:
+        if not self.stored:
+            self.stored = True
+            store_as(self._stack, "txn-race", "Submitted", "HK", HOUR)
+        return self._client.transact_write_items(**arguments)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_submitted_tdr_stored_while_its_final_is_kept_early_fails_the_batch_and_the_retry_pairs_it(
+    metrics_function: ModuleType,
+    stack: Stack,
+    rollup_table: str,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DynamoDB API Reference, TransactWriteItems: a ConditionCheck that fails cancels the whole transaction."""
+    # Given a Delivered TDR whose Submitted TDR is stored after the writer read it as missing
+    store_as(stack, "txn-race", "Delivered", "HK", HOUR + timedelta(seconds=5))
+    records, shard = stream_records(stack), shard_of(stack)
+    use_writer(monkeypatch, metrics_function, SubmittedMeanwhile(stack))
+    # When the batch is counted, then retried by Lambda
+    with pytest.raises(SubmissionArrived):
+        metrics_function.lambda_handler(window_event(records, shard), context)
+    assert boto3.client("dynamodb").scan(TableName=rollup_table)["Items"] == []  # nothing written
+    metrics_function.lambda_handler(window_event(records, shard), context)
+    # Then it is paired with its Submitted TDR, once, and nothing is kept early
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "cohortDelivered")] == 1
+    assert boto3.client("dynamodb").get_item(TableName=rollup_table, Key=early_key("txn-race")).get("Item") is None

@@ -27,6 +27,9 @@ ALERTS_PUBLISHED = "AlertsPublished"
 ALERTS_FAILED = "AlertsNotPublished"
 ALERT_RECORDS_SKIPPED = "AlertRecordsSkipped"  # stream records that can never be alerts: skipped, not retried
 SUBSCRIPTION_CALLS = "SubscriptionCalls"  # dimension Outcome: SUCCESS, FAILED
+# The hourly check for SMS with no final status past NoFinalStatusHours: found by each check, and refused by SNS.
+NO_FINAL_STATUS = "SmsWithNoFinalStatus"
+NO_FINAL_STATUS_NOT_PUBLISHED = "NoFinalStatusAlertsNotPublished"
 
 ALL = {
     *STORED.values(),
@@ -39,6 +42,8 @@ ALL = {
     ALERTS_FAILED,
     ALERT_RECORDS_SKIPPED,
     SUBSCRIPTION_CALLS,
+    NO_FINAL_STATUS,
+    NO_FINAL_STATUS_NOT_PUBLISHED,
 }
 
 

@@ -70,3 +70,15 @@ class DigestSettings(_FromEnvironment):
     topic_arn: str = Field(alias="DIGEST_TOPIC_ARN", min_length=1)
     # Named in the digest's commands (cinnox-sms report --stack ...): the stack's own name.
     stack_name: str = Field(alias="STACK_NAME", min_length=1)
+
+
+class NoFinalStatusSettings(_FromEnvironment):
+    """The hourly check for SMS with no final status: its tables, topics and deadline (0: off)."""
+
+    rollup_table_name: str = Field(alias="ROLLUP_TABLE_NAME", min_length=1)
+    tdr_table_name: str = Field(alias="TDR_TABLE_NAME", min_length=1)
+    alert_topic_arn: str = Field(alias="ALERT_TOPIC_ARN", min_length=1)
+    digest_topic_arn: str = Field(alias="DIGEST_TOPIC_ARN", min_length=1)
+    deadline_hours: int = Field(alias="NO_FINAL_STATUS_HOURS", default=24, ge=0)
+    retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
+    stack_name: str = Field(alias="STACK_NAME", min_length=1)
