@@ -164,6 +164,8 @@ class NoFinalStatusCheck:
             account = HourAccount(hour, self._pending(hour, cohorts.get(hour, [])))
             if not self._claim(account):
                 continue  # another run has it
+            if not account.pending:
+                continue  # claimed as checked: nothing to tell
             accepted, failed = self._publish_alerts(account.pending)
             self._close(account, accepted, failed)
             found += len(account.pending)
@@ -286,8 +288,6 @@ class NoFinalStatusCheck:
         return True
 
     def _close(self, account: HourAccount, published: int, not_published: int) -> None:
-        if not account.pending:
-            return
         self._dynamodb.update_item(
             TableName=self._rollups,
             Key={DAY: {"S": ACCOUNT_DAY}, SLOT: {"S": hour_label(account.hour)}},
