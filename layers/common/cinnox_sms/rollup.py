@@ -161,6 +161,7 @@ def iso(moment: datetime) -> str:
 MAX_TRANSACTION_ACTIONS = 100  # DynamoDB API Reference, TransactWriteItems: "up to 100 action requests"
 MAX_ROLLUPS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action is the watermark's
 MAX_BATCH_GET_KEYS = 100  # DynamoDB API Reference, BatchGetItem: "up to 100 items"
+EARLY_TTL = timedelta(days=3)  # an early final whose Submitted TDR has not come in 3 days is let go
 WATERMARK_TTL = timedelta(days=2)  # a stream keeps records 24 hours: a watermark older than that guards nothing
 # DynamoDB Developer Guide, "Amazon DynamoDB transactions: capacity management": a transactional write
 # consumes 2 write units per 1 KB of the item written.
@@ -314,7 +315,7 @@ class Transaction:
             {"Put": list_put(table, key, suffix, sms, retention_days)} for key, sms in sorted(self.lists.items())
         ]
         for transaction_id, early in sorted(self.early.items()):
-            actions += early_actions(table, tdr_table, transaction_id, early, retention_days, now)
+            actions += early_actions(table, tdr_table, transaction_id, early, now)
         condition = f"attribute_not_exists({SEQUENCE_NUMBER})"
         values = {
             ":last": {"S": self.last_sequence_number},
@@ -369,14 +370,16 @@ def list_put(table: str, key: RollupKey, suffix: str, sms: SmsList, retention_da
 
 
 def early_actions(
-    table: str, tdr_table: str, transaction_id: str, early: EarlyFinal, retention_days: int, now: datetime
+    table: str, tdr_table: str, transaction_id: str, early: EarlyFinal, now: datetime
 ) -> list[dict[str, Any]]:
     """Keep an early final, only while its SMS's Submitted TDR is still not stored (checked in the same
     transaction, so a Submitted TDR stored after it was read cannot be missed by both sides)."""
     statuses = sorted(early.statuses)
     names = {f"#f{i}": EARLY_ATTRIBUTES[status] for i, status in enumerate(statuses)} | {"#c": EARLY_COUNTRY}
     values = {f":f{i}": {"S": early.statuses[status]} for i, status in enumerate(statuses)}
-    values |= {":c": {"S": early.country}, ":ttl": {"N": str(_expiry(now, retention_days))}}
+    # Kept EARLY_TTL, not the retention: the hourly pairing reads them all, and a Submitted TDR that has not
+    # come in days will not come (the final status still counts in the arrival view).
+    values |= {":c": {"S": early.country}, ":ttl": {"N": str(int((now + EARLY_TTL).timestamp()))}}
     sets = ", ".join([*(f"#f{i} = :f{i}" for i in range(len(statuses))), "#c = :c", f"{EXPIRES_AT} = :ttl"])
     return [
         {
