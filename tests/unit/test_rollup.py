@@ -12,10 +12,13 @@ from cinnox_sms.rollup import (
     MAX_TRANSACTION_ACTIONS,
     CountedRecord,
     RollupKey,
+    Submission,
     counted_record,
     fresh_records,
+    iso,
     padded,
     plan,
+    ttf_label,
     watermark_key,
     write_units,
 )
@@ -211,3 +214,75 @@ def test_the_rollups_behind_alarm_watches_the_metrics_function_iterator_age(temp
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "MetricsFunction"}}]
     assert alarm["Threshold"] == 600_000
     assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
+
+
+# --- the cohort view, time to a final status, SMS lists, early finals (issue 18) ---------------
+
+
+def sms_record(sequence: int, tid: str, status: Status, at: datetime, country: str = "HK") -> CountedRecord:
+    return CountedRecord(padded(str(sequence)), RollupKey.of(at, country), status, tid, at)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [(-5, "10s"), (0, "10s"), (10, "10s"), (10.001, "30s"), (60, "1m"), (61, "5m"), (7200, "2h"), (43201, "more")],
+)
+def test_a_time_to_final_status_falls_in_the_bucket_whose_bound_it_does_not_pass(seconds: float, label: str) -> None:
+    assert ttf_label(seconds) == label
+
+
+def test_a_final_status_counts_against_its_submissions_hour_and_country_with_its_bucket() -> None:
+    # Given an SMS submitted at 07:59:50 to VE, delivered at 08:00:30 (40 s later, the next hour)
+    sent = HOUR + timedelta(minutes=59, seconds=50)
+    records = [
+        sms_record(1, "t1", Status.SUBMITTED, sent, "VE"),
+        sms_record(2, "t1", Status.DELIVERED, sent + timedelta(seconds=40), "VE"),
+    ]
+    # When planned with its Submitted TDR read
+    [transaction] = plan(records, submissions={"t1": Submission(sent, "ve")})
+    # Then the Delivered counts in the arrival view at 08, and in the cohort of 07 VE, bucket 1m
+    assert transaction.counts == {
+        RollupKey.of(HOUR, "VE"): {"Submitted": 1, "cohortDelivered": 1, "ttfDelivered#1m": 1},
+        RollupKey.of(HOUR + timedelta(hours=1), "VE"): {"Delivered": 1},
+    }
+    # And the 07 VE list names it submitted, and delivered
+    assert transaction.lists[RollupKey.of(HOUR, "VE")].submitted == {"t1": iso(sent)}
+    assert transaction.lists[RollupKey.of(HOUR, "VE")].finals == {"t1": "Delivered"}
+    assert transaction.early == {}
+
+
+def test_a_final_status_without_its_submitted_tdr_is_kept_early_with_a_condition_on_the_tdr_table() -> None:
+    # Given a Rejected TDR whose Submitted TDR was not found
+    [transaction] = plan([sms_record(5, "t9", Status.REJECTED, HOUR, "SG")], submissions={})
+    # When its actions are built
+    actions = transaction.actions("rollups", "shard-1", None, 400, HOUR, "tdrs")
+    # Then it counts in the arrival view only, keeps an early item, and checks the Submitted TDR is still absent
+    assert transaction.counts == {RollupKey.of(HOUR, "SG"): {"Rejected": 1}}
+    kinds = [next(iter(action)) for action in actions]
+    assert kinds == ["Update", "Update", "ConditionCheck", "Update"]  # rollup, early, check, watermark
+    check = actions[2]["ConditionCheck"]
+    assert check["TableName"] == "tdrs"
+    assert check["Key"] == {"transactionId": {"S": "t9"}, "status": {"S": "Submitted"}}
+    assert check["ConditionExpression"] == "attribute_not_exists(#id)"
+    assert actions[1]["Update"]["ExpressionAttributeNames"]["#f0"] == "receivedRejected"
+
+
+def test_a_transaction_counts_every_action_against_the_limit() -> None:
+    """DynamoDB API Reference, TransactWriteItems: at most 100 actions, the watermark one of them."""
+    # Given 100 SMS in 100 countries, each submitted (a rollup item and a list each)
+    countries = [a + b for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ"]
+    records = [sms_record(i + 1, f"t{i}", Status.SUBMITTED, HOUR, c) for i, c in enumerate(countries)]
+    # When planned
+    transactions = plan(records)
+    # Then no transaction passes 99 actions besides its watermark, and every record is in one
+    assert [t.action_count for t in transactions] == [98, 98, 4]
+    assert sum(t.records for t in transactions) == 100
+
+
+def test_list_items_cost_their_size_in_write_units() -> None:
+    """DynamoDB Developer Guide, "Item sizes and formats" and transactions' capacity: 2 units per KB."""
+    # Given a transaction listing 40 SMS of one country (about 2.6 KB of IDs and times)
+    records = [sms_record(i + 1, f"txn-{i:032d}", Status.SUBMITTED, HOUR) for i in range(40)]
+    transactions = plan(records)
+    # Then the list item costs 6 units (3 KB), the rollup item 2, the watermark 2
+    assert write_units(transactions) == 6 + 2 + 2
