@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -28,9 +28,10 @@ from cinnox_sms.errors import CinnoxError
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.store import TdrStore
+from cinnox_sms_cli import pending
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
 from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures, redrive_parked
-from cinnox_sms_cli.report import Period, by_country, moment, read_rollups, render
+from cinnox_sms_cli.report import VIEWS, Period, by_country, duration, moment, read_rollups, render
 
 NOT_FOUND = 1
 FAILED = 3  # AWS (or the way to it) or CINNOX refused: one line on stderr, no traceback
@@ -52,6 +53,25 @@ def _table_options(command: argparse.ArgumentParser) -> None:
 def _aws_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--endpoint-url", help="an AWS endpoint, e.g. the local stack's emulator")
     command.add_argument("--region", help="the AWS region (default: your profile's)")
+
+
+def _period_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--since",
+        default="24h",
+        help="how long ago (24h, 7d, 90m) or an ISO 8601 time; floored to its hour (default 24h)",
+    )
+    command.add_argument(
+        "--until", default=None, help="the same forms; excluded, rounded up to the next hour (default: now)"
+    )
+
+
+def _rollup_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    rollups = command.add_mutually_exclusive_group(required=True)
+    rollups.add_argument("--stack", help="a deployed stack's name (its RollupTableName output is used)")
+    rollups.add_argument("--table", help="the rollup table's name (the stack's RollupTableName output, not the TDRs')")
+    _aws_options(command)
 
 
 def _missing(args: argparse.Namespace, names: list[str]) -> str | None:
@@ -76,27 +96,43 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     report = commands.add_parser(
         "report",
         help="delivery by country over a period",
-        description="Per country: SMS sent, delivered, undelivered, rejected, still pending, and the delivery rate, "
-        "from the stack's hourly rollups (one Query per UTC day, never a Scan). Each TDR counts in the hour it was "
-        "received: sent = Submitted TDRs, delivered/undelivered/rejected = TDRs of that status (a late one in its "
-        "own hour), pending = sent less those three (never below 0).",
+        description="Per country: SMS sent, delivered, undelivered, rejected, still pending, the delivery rate, and "
+        "the median and 90th percentile time from Submitted to Delivered, from the stack's hourly rollups (one Query "
+        "per UTC day, never a Scan). sent = the Submitted TDRs received in the period. The cohort view (default) "
+        "tells what became of those SMS: delivered/undelivered/rejected = how many of them have that final status so "
+        "far, pending = the rest. The arrival view counts each TDR in the hour it was received: "
+        "delivered/undelivered/rejected = TDRs of that status received in the period (a late one in its own hour, "
+        "whenever its SMS was sent), pending = sent less those three (never below 0). p50_est and p90_est are of the "
+        "SMS sent in the period in either view, estimated from time buckets (10s 30s 1m 5m 30m 2h 12h; above the "
+        "last: >12h).",
     )
+    _period_options(report)
     report.add_argument(
-        "--since",
-        default="24h",
-        help="how long ago (24h, 7d, 90m) or an ISO 8601 time; floored to its hour (default 24h)",
-    )
-    report.add_argument(
-        "--until", default=None, help="the same forms; excluded, rounded up to the next hour (default: now)"
+        "--view",
+        choices=VIEWS,
+        default="cohort",
+        help="cohort: the SMS sent in the period and their final status so far (default); "
+        "arrival: the TDRs received in the period",
     )
     report.add_argument(
         "--by", choices=["day", "hour"], help="one line per UTC day or hour and country (default: the whole period)"
     )
-    report.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
-    rollups = report.add_mutually_exclusive_group(required=True)
-    rollups.add_argument("--stack", help="a deployed stack's name (its RollupTableName output is used)")
-    rollups.add_argument("--table", help="the rollup table's name (the stack's RollupTableName output, not the TDRs')")
-    _aws_options(report)
+    _rollup_options(report)
+    waiting = commands.add_parser(
+        "pending",
+        help="the SMS sent in a period still without a final status",
+        description="List the SMS whose Submitted TDR was received in the period and that have no final status "
+        "(Delivered, Undelivered, Rejected) yet: transaction ID, country and when it was submitted, oldest first. "
+        "Reads the stack's rollup table only: one Query per UTC day, then one per hour and country with SMS pending.",
+    )
+    _period_options(waiting)
+    waiting.add_argument(
+        "--older-than",
+        default="0",
+        help="only those submitted at least this long ago (90m, 6h, 2d; default 0: all)",
+    )
+    waiting.add_argument("--country", help="only SMS to this recipient country (e.g. VE)")
+    _rollup_options(waiting)
     redrive = commands.add_parser(
         "redrive",
         help="send parked TDRs and failed alerts back through the product",
@@ -133,12 +169,15 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     redrive_names = ["table", "parking_queue_url", "failure_queue_url", "topic_arn"]
     if args.command == "redrive" and (problem := _missing(args, redrive_names)):
         redrive.error(problem)
-    if args.command == "report":
+    if args.command in ("report", "pending"):
+        command = report if args.command == "report" else waiting
         try:
             now = datetime.now(UTC)
             period = Period.covering(moment(args.since, now), moment(args.until, now) if args.until else now)
+            if args.command == "pending":
+                age = duration(args.older_than)
         except ValueError as error:
-            report.error(str(error))
+            command.error(str(error))
     last_call = LastCall()
     try:
         session = session or boto3.Session(region_name=args.region)
@@ -147,6 +186,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
                 return run_subscription(session, args)
             if args.command == "report":
                 return run_report(session, args, period)
+            if args.command == "pending":
+                return run_pending(session, args, period, age, now)
             table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
             dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
             if args.command == "redrive":
@@ -170,20 +211,37 @@ def run_report(session: boto3.Session, args: argparse.Namespace, period: Period)
     table = args.table or stack_output(session, args.endpoint_url, args.stack, "RollupTableName")
     dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
     try:
-        lines = by_country(read_rollups(dynamodb, table, period), args.by)
+        lines = by_country(read_rollups(dynamodb, table, period), args.by, args.view)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ValidationException":
-            raise
-        # The usual cause: the TDR table given where the rollups are (its keys are not day/slot)
-        return _fail(
-            f"{table} is not a rollup table (keys day and slot): give the stack's RollupTableName output "
-            f"({describe(error, 'dynamodb Query')})"
-        )
+        return _not_rollups(table, error)
     if lines or args.format != "table":  # machine output stays parseable when empty
-        print(render(lines, args.format, period, args.by))
+        print(render(lines, args.format, period, args.by, args.view))
     else:
         print(f"no SMS in {table} for {period}")
     return 0
+
+
+def run_pending(session: boto3.Session, args: argparse.Namespace, period: Period, age: timedelta, now: datetime) -> int:
+    table = args.table or stack_output(session, args.endpoint_url, args.stack, "RollupTableName")
+    dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+    country = args.country.strip().upper() if args.country else None
+    try:
+        found = pending.read_pending(dynamodb, table, period, country=country, age=age, now=now)
+    except ClientError as error:
+        return _not_rollups(table, error)
+    print(pending.render(found, args.format, period, age=age, country=country))
+    return 0
+
+
+def _not_rollups(table: str, error: ClientError) -> int:
+    """A Query the table refused as invalid: usually the TDR table given where the rollups are (its keys
+    are not day/slot); anything else goes up as any AWS error does."""
+    if error.response.get("Error", {}).get("Code") != "ValidationException":
+        raise error
+    return _fail(
+        f"{table} is not a rollup table (keys day and slot): give the stack's RollupTableName output "
+        f"({describe(error, 'dynamodb Query')})"
+    )
 
 
 def run_redrive(session: boto3.Session, args: argparse.Namespace, table: str, dynamodb: Any) -> int:

@@ -1,9 +1,15 @@
 """Delivery by country over a period, read from the rollup table: what `cinnox-sms report` prints.
 
-The rollup table (layout in cinnox_sms.rollup) counts TDRs by status per UTC hour and recipient
-country, by the hour each TDR was received. A report makes one Query per UTC day of its period
-(the day is the partition key, the hours a range of its sort key), so its reads grow with days x
-countries, never with the TDR table.
+The rollup table (layout in cinnox_sms.rollup) keeps per UTC hour and recipient country two views:
+
+- arrival: the TDRs of each status *received* in that hour (a late final status counts in its own hour);
+- cohort: of the SMS *submitted* in that hour (their Submitted TDR received then), how many have each
+  final status so far, and a histogram of their time from Submitted to that final status.
+
+`cinnox-sms report` shows the cohort view by default (what became of the SMS sent in the period);
+`--view arrival` shows the TDRs received in the period. Either way it makes one Query per UTC day of
+its period (the day is the partition key, the hours a range of its sort key), so its reads grow with
+days x countries, never with the TDR table.
 """
 
 from __future__ import annotations
@@ -11,20 +17,53 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from cinnox_sms.rollup import COUNT_ATTRIBUTES, DAY, SLOT, RollupKey, slot_range
+from cinnox_sms.rollup import (
+    COHORT_ATTRIBUTES,
+    COUNT_ATTRIBUTES,
+    DAY,
+    FINAL_STATUSES,
+    SLOT,
+    TTF_ATTRIBUTES,
+    TTF_BUCKETS,
+    RollupKey,
+    slot_range,
+    ttf_attribute,
+)
 from cinnox_sms.status import Status
 
 _DURATION = re.compile(r"(\d+)([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 HOUR = timedelta(hours=1)
 Bucketing = Literal["day", "hour"] | None
-COLUMNS = ("country", "sent", "delivered", "undelivered", "rejected", "pending", "delivery_rate")
+View = Literal["cohort", "arrival"]
+VIEWS: tuple[View, ...] = ("cohort", "arrival")
+# The Python functions default to the arrival view (what they did before the cohort view existed);
+# `cinnox-sms report` defaults to the cohort view.
+DEFAULT_VIEW: View = "arrival"
+COLUMNS = (
+    "country",
+    "sent",
+    "delivered",
+    "undelivered",
+    "rejected",
+    "pending",
+    "delivery_rate",
+    "p50_delivered_est",
+    "p90_delivered_est",
+)
+# The open last bucket: a percentile that falls in it is only known to be above the last bound.
+BEYOND_LAST_BOUND = f">{TTF_BUCKETS[-2][1]}"
+_VIEW_LINES = {
+    "cohort": "view cohort: the SMS sent in the period, each under its final status so far",
+    "arrival": "view arrival: the TDRs received in the period, each in the hour it was received",
+}
 
 
 def moment(text: str, now: datetime | None = None) -> datetime:
@@ -32,12 +71,22 @@ def moment(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     found = _DURATION.fullmatch(text.strip())
     if found:
-        return now - timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+        return now - duration(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a period like 24h, 7d or 90m, nor an ISO 8601 time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def duration(text: str) -> timedelta:
+    """'90m', '6h', '7d', or '0': a ValueError for anything else."""
+    if text.strip() == "0":
+        return timedelta(0)
+    found = _DURATION.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"{text!r} is not a duration like 0, 90m, 6h or 7d")
+    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 def _iso_hour(hour: datetime) -> str:
@@ -69,6 +118,10 @@ class Period:
             yield day.strftime("%Y-%m-%d"), first.hour, last.hour
             day += timedelta(days=1)
 
+    def edges(self) -> dict[str, str]:
+        """since and until as machine output carries them on every row."""
+        return {"since": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"), "until": self.end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
     def __str__(self) -> str:
         hours = int((self.end - self.start) / HOUR)
         return f"{_iso_hour(self.start)} to {_iso_hour(self.end)} ({hours} h, UTC, end excluded)"
@@ -76,17 +129,49 @@ class Period:
 
 @dataclass(frozen=True)
 class HourCount:
-    """One rollup item: the TDRs of each status received in one hour for one country."""
+    """One rollup item: one hour and one country, in both views."""
 
     hour: datetime
     country: str
-    counts: dict[Status, int]
+    counts: dict[Status, int]  # arrival view: the TDRs of each status received in the hour
+    cohort: dict[Status, int] = field(default_factory=dict)  # final status -> SMS submitted in the hour
+    ttf: dict[Status, dict[str, int]] = field(default_factory=dict)  # final status -> bucket label -> SMS
+
+    @property
+    def pending(self) -> int:
+        """The hour's SMS sent with no final status counted yet (never below 0)."""
+        return max(0, self.counts.get(Status.SUBMITTED, 0) - sum(self.cohort.values()))
+
+
+_READ = [
+    *COUNT_ATTRIBUTES.values(),
+    *COHORT_ATTRIBUTES.values(),
+    *(attribute for status in FINAL_STATUSES for attribute in TTF_ATTRIBUTES[status]),
+]
+
+
+def _number(item: Mapping[str, Any], name: str) -> int | None:
+    value = item.get(name)
+    return int(value["N"]) if value is not None else None
+
+
+def hour_count(day: str, item: Mapping[str, Any]) -> HourCount:
+    """A rollup item as read (the day is its partition)."""
+    key = RollupKey.from_item(day, item[SLOT]["S"])
+    counts = {s: n for s, name in COUNT_ATTRIBUTES.items() if (n := _number(item, name)) is not None}
+    cohort = {s: n for s, name in COHORT_ATTRIBUTES.items() if (n := _number(item, name)) is not None}
+    ttf: dict[Status, dict[str, int]] = {}
+    for status in FINAL_STATUSES:
+        buckets = {label: n for _, label in TTF_BUCKETS if (n := _number(item, ttf_attribute(status, label)))}
+        if buckets:
+            ttf[status] = buckets
+    return HourCount(key.hour, key.country, counts, cohort, ttf)
 
 
 def read_rollups(client: Any, table: str, period: Period) -> Iterator[HourCount]:
     """The rollup items of the period: one Query per UTC day (paginated, eventually consistent)."""
-    names = {"#day": DAY, "#slot": SLOT} | {f"#{status.name}": name for status, name in COUNT_ATTRIBUTES.items()}
-    projected = ", ".join(["#slot", *(f"#{status.name}" for status in COUNT_ATTRIBUTES)])
+    names = {"#day": DAY, "#slot": SLOT} | {f"#a{i}": name for i, name in enumerate(_READ)}
+    projected = ", ".join(["#slot", *(f"#a{i}" for i in range(len(_READ)))])
     paginator = client.get_paginator("query")
     for day, first_hour, last_hour in period.days():
         low, high = slot_range(first_hour, last_hour)
@@ -99,33 +184,92 @@ def read_rollups(client: Any, table: str, period: Period) -> Iterator[HourCount]
             ConsistentRead=False,  # half the read units; a report may lag the stream by seconds anyway
         ):
             for item in page["Items"]:
-                key = RollupKey.from_item(day, item[SLOT]["S"])
-                counts = {status: int(item[name]["N"]) for status, name in COUNT_ATTRIBUTES.items() if name in item}
-                yield HourCount(key.hour, key.country, counts)
+                yield hour_count(day, item)
+
+
+def percentile_from_buckets(counts_by_label: Mapping[str, int], q: float) -> float | None:
+    """The q-quantile (0 < q <= 1) of times to a final status, in seconds, estimated from one histogram
+    (bucket label -> SMS, labels of TTF_BUCKETS): linear inside the bucket it falls in, from the bucket
+    before's bound (0 for the first) to its own. math.inf when it falls in the open last bucket (all
+    that is known is: above the last bound); None when the histogram counts no SMS."""
+    if not 0 < q <= 1:
+        raise ValueError(f"a quantile is above 0 and at most 1, not {q}")
+    total = sum(max(0, counts_by_label.get(label, 0)) for _, label in TTF_BUCKETS)
+    if not total:
+        return None
+    rank = q * total
+    below, lower = 0, 0.0
+    for bound, label in TTF_BUCKETS:
+        n = max(0, counts_by_label.get(label, 0))
+        if n and below + n >= rank:
+            return math.inf if math.isinf(bound) else lower + (bound - lower) * (rank - below) / n
+        below, lower = below + n, bound
+    raise AssertionError("unreachable: the ranks add up to the total")  # pragma: no cover
+
+
+def estimate(seconds: float | None) -> float | str | None:
+    """A percentile as machine output gives it: seconds to 0.1 s, BEYOND_LAST_BOUND, or None."""
+    if seconds is None:
+        return None
+    return BEYOND_LAST_BOUND if math.isinf(seconds) else round(seconds, 1)
+
+
+def human(seconds: float | None) -> str:
+    """A percentile for people: '4.5s', '42s', '3.5m', '1.2h', '>12h', or '-' when there is none."""
+    if seconds is None:
+        return "-"
+    if math.isinf(seconds):
+        return BEYOND_LAST_BOUND
+
+    def short(value: float, unit: str) -> str:
+        return f"{value:.1f}".removesuffix(".0") + unit
+
+    if seconds < 10:
+        return short(seconds, "s")
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    return short(seconds / 60, "m") if seconds < 3600 else short(seconds / 3600, "h")
 
 
 @dataclass
 class CountryLine:
     country: str
-    sent: int = 0  # Submitted TDRs received in the period
-    delivered: int = 0
+    sent: int = 0  # Submitted TDRs received in the period (the SMS sent in it)
+    delivered: int = 0  # cohort view: SMS sent in the period now Delivered; arrival: Delivered TDRs received
     undelivered: int = 0
     rejected: int = 0
     bucket: str | None = None  # with --by: the day or hour the line counts
     pending: int = field(init=False, default=0)
+    # Time from Submitted to Delivered of the SMS sent in the period (bucket label -> SMS), in either view
+    delivered_times: dict[str, int] = field(default_factory=dict)
 
-    def add(self, counts: dict[Status, int]) -> None:
-        self.sent += counts.get(Status.SUBMITTED, 0)
-        self.delivered += counts.get(Status.DELIVERED, 0)
-        self.undelivered += counts.get(Status.UNDELIVERED, 0)
-        self.rejected += counts.get(Status.REJECTED, 0)
-        # Sent but no terminal TDR counted in the period (yet, or it came in another period)
-        self.pending = max(0, self.sent - self.delivered - self.undelivered - self.rejected)
+    def add(self, count: HourCount, view: View = DEFAULT_VIEW) -> None:
+        finals = count.cohort if view == "cohort" else count.counts
+        self.sent += count.counts.get(Status.SUBMITTED, 0)
+        self.delivered += finals.get(Status.DELIVERED, 0)
+        self.undelivered += finals.get(Status.UNDELIVERED, 0)
+        self.rejected += finals.get(Status.REJECTED, 0)
+        for label, n in count.ttf.get(Status.DELIVERED, {}).items():
+            self.delivered_times[label] = self.delivered_times.get(label, 0) + n
+        # Sent with no final status counted: arrival view, in the period (yet, or it came in another
+        # period); cohort view, yet
+        self.pending = max(0, self.sent - self.final)
+
+    @property
+    def final(self) -> int:
+        return self.delivered + self.undelivered + self.rejected
 
     @property
     def delivery_rate(self) -> float | None:
-        final = self.delivered + self.undelivered + self.rejected
-        return self.delivered / final if final else None
+        return self.delivered / self.final if self.final else None
+
+    @property
+    def p50_delivered_est(self) -> float | None:
+        return percentile_from_buckets(self.delivered_times, 0.5)
+
+    @property
+    def p90_delivered_est(self) -> float | None:
+        return percentile_from_buckets(self.delivered_times, 0.9)
 
 
 def bucket_of(hour: datetime, by: Bucketing) -> str | None:
@@ -134,16 +278,23 @@ def bucket_of(hour: datetime, by: Bucketing) -> str | None:
     return _iso_hour(hour) if by == "hour" else None
 
 
-def by_country(counts: Iterable[HourCount], by: Bucketing = None) -> list[CountryLine]:
-    """One line per country (per bucket with --by), most sent first, each group closed by its 'all' line."""
+def by_country(counts: Iterable[HourCount], by: Bucketing = None, view: View = DEFAULT_VIEW) -> list[CountryLine]:
+    """One line per country (per bucket with --by), most sent first, each group closed by its 'all' line.
+
+    In the cohort view a country with nothing sent in the period (only final statuses of SMS sent
+    before it) has no line: those count in the cohort of the hour their SMS was sent."""
     buckets: dict[str | None, dict[str, CountryLine]] = {}
     for count in counts:
         bucket = bucket_of(count.hour, by)
         countries = buckets.setdefault(bucket, {})
-        countries.setdefault(count.country, CountryLine(count.country, bucket=bucket)).add(count.counts)
+        countries.setdefault(count.country, CountryLine(count.country, bucket=bucket)).add(count, view)
     ordered: list[CountryLine] = []
     for bucket in sorted(buckets, key=lambda b: b or ""):
         group = sorted(buckets[bucket].values(), key=lambda line: (-line.sent, line.country))
+        if view == "cohort":
+            group = [line for line in group if line.sent or line.final]
+        if not group:
+            continue
         total = CountryLine("all", bucket=bucket)
         for line in group:
             total.sent += line.sent
@@ -151,43 +302,59 @@ def by_country(counts: Iterable[HourCount], by: Bucketing = None) -> list[Countr
             total.undelivered += line.undelivered
             total.rejected += line.rejected
             total.pending += line.pending  # the column adds up
+            for label, n in line.delivered_times.items():
+                total.delivered_times[label] = total.delivered_times.get(label, 0) + n
         ordered.extend([*group, total])
     return ordered
 
 
-def rows(lines: list[CountryLine], period: Period, by: Bucketing) -> list[dict[str, Any]]:
-    """Machine output: [bucket,] the columns, then the period (since, until) on every row."""
-    since, until = (edge.strftime("%Y-%m-%dT%H:%M:%SZ") for edge in (period.start, period.end))
+def rows(lines: list[CountryLine], period: Period, by: Bucketing, view: View = DEFAULT_VIEW) -> list[dict[str, Any]]:
+    """Machine output: [bucket,] the columns, then the view and the period (since, until) on every row."""
     return [
         ({"bucket": line.bucket} if by else {})
-        | {name: getattr(line, name) for name in COLUMNS[:-1]}
+        | {name: getattr(line, name) for name in COLUMNS[:6]}
         | {"delivery_rate": None if line.delivery_rate is None else round(line.delivery_rate, 4)}
-        | {"since": since, "until": until}
+        | {"p50_delivered_est": estimate(line.p50_delivered_est), "p90_delivered_est": estimate(line.p90_delivered_est)}
+        | {"view": view}
+        | period.edges()
         for line in lines
     ]
 
 
-def render(lines: list[CountryLine], output: str, period: Period, by: Bucketing = None) -> str:
+def estimates_note() -> str:
+    bounds = " ".join(label for bound, label in TTF_BUCKETS if not math.isinf(bound))
+    return (
+        "p50_est, p90_est: time from Submitted to Delivered of the SMS sent in the period, "
+        f"estimated from buckets (bounds {bounds})"
+    )
+
+
+def render(
+    lines: list[CountryLine], output: str, period: Period, by: Bucketing = None, view: View = DEFAULT_VIEW
+) -> str:
     if output == "json":
-        return json.dumps(rows(lines, period, by), indent=2)
+        return json.dumps(rows(lines, period, by, view), indent=2)
     if output == "csv":
-        fields = [*(["bucket"] if by else []), *COLUMNS, "since", "until"]
+        fields = [*(["bucket"] if by else []), *COLUMNS, "view", "since", "until"]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows(lines, period, by))
+        writer.writerows(rows(lines, period, by, view))
         return buffer.getvalue().rstrip("\n")
     width = {None: 0, "day": 11, "hour": 18}[by]
     first = f"{'day' if by == 'day' else 'hour':<{width}}" if by else ""
     text = [
         f"period {period}",
+        _VIEW_LINES[view],
+        estimates_note(),
         f"{first}{'country':<8} {'sent':>7} {'delivered':>10} {'undelivered':>12} {'rejected':>9} {'pending':>8} "
-        f"{'rate':>7}",
+        f"{'rate':>7} {'p50_est':>8} {'p90_est':>8}",
     ]
     for line in lines:
         rate = "-" if line.delivery_rate is None else f"{line.delivery_rate:.1%}"
         text.append(
             f"{line.bucket or '':<{width}}{line.country:<8} {line.sent:>7} {line.delivered:>10} "
-            f"{line.undelivered:>12} {line.rejected:>9} {line.pending:>8} {rate:>7}"
+            f"{line.undelivered:>12} {line.rejected:>9} {line.pending:>8} {rate:>7} "
+            f"{human(line.p50_delivered_est):>8} {human(line.p90_delivered_est):>8}"
         )
     return "\n".join(text)

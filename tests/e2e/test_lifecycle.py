@@ -293,7 +293,7 @@ def test_the_operator_tool_works_against_the_local_stack_as_make_local_prints(em
         counted = rollups_covering(stack, Period.covering(now - timedelta(hours=1), now), 1, REPORT_WAIT_SECONDS)
         assert sum(sum(count.counts.values()) for count in counted) == 1
         # When the command `make local` prints is run from a shell with nothing else set up
-        command = operator_command(stack, "report", "--since", "1h", "--format", "json")
+        command = operator_command(stack, "report", "--since", "1h", "--view", "arrival", "--format", "json")
         result = subprocess.run(  # our own command line
             ["/bin/bash", "-c", command],
             env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},

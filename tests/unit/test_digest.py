@@ -103,7 +103,8 @@ def test_the_text_lists_the_first_ids_and_the_commands_to_see_the_rest() -> None
     assert "  ... and 5 more" in text
     # And the cinnox-sms commands name the stack and the window (whole minutes around it)
     assert (
-        "  cinnox-sms report --stack prod-sms --since 2026-11-30T08:00:00Z --until 2026-11-30T08:01:00Z --by hour"
+        "  cinnox-sms report --stack prod-sms --since 2026-11-30T08:00:00Z --until 2026-11-30T08:01:00Z"
+        " --by hour --view arrival"
         in text
     )
     assert "  cinnox-sms status <TransactionID> --stack prod-sms" in text

@@ -111,7 +111,9 @@ class Digest:
     def report_command(self) -> str:
         since = self.window_start.replace(second=0, microsecond=0)
         until = self.window_end.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        return f"cinnox-sms report --stack {self.stack} --since {_iso(since)} --until {_iso(until)} --by hour"
+        # The arrival view: the failures received in the window, whenever their SMS was sent.
+        window = f"--since {_iso(since)} --until {_iso(until)}"
+        return f"cinnox-sms report --stack {self.stack} {window} --by hour --view arrival"
 
     def status_command(self, transaction_id: str = "<TransactionID>") -> str:
         return f"cinnox-sms status {transaction_id} --stack {self.stack}"

@@ -1,0 +1,145 @@
+"""SMS sent with no final status yet, read from the rollup table: what `cinnox-sms pending` prints.
+
+Two reads, both Queries, never a Scan and never the TDR table: the period's rollup items (one Query
+per UTC day, as `cinnox-sms report` makes), whose Submitted less cohort counts say which hours and
+countries still wait for a final status; then, for each of those only, its SMS list items (partition
+``<day>#sms``, slots of that hour and country). An SMS is pending when some list of its hour and
+country has it submitted and none has a final status for it (layout in cinnox_sms.rollup).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cinnox_sms.rollup import DAY, FINALS_LIST, SLOT, SMS_LIST_SUFFIX, SUBMITTED_LIST, RollupKey, list_slot_range
+from cinnox_sms_cli.report import HourCount, Period, read_rollups
+
+COLUMNS = ("transaction_id", "country", "submitted_at")
+
+
+@dataclass(frozen=True, order=True)
+class PendingSms:
+    """One SMS with no final status: ordered oldest first (then by transaction ID)."""
+
+    submitted: datetime  # its Submitted TDR's receivedAt (its hour's start if that does not parse)
+    transaction_id: str
+    country: str
+    submitted_at: str  # that receivedAt as the rollups keep it
+
+
+def cohorts_with_pending(counts: Iterable[HourCount], country: str | None = None) -> list[RollupKey]:
+    """The hours and countries (only country's, when given) with SMS sent and no final status counted."""
+    return sorted(
+        RollupKey(count.hour, count.country)
+        for count in counts
+        if count.pending > 0 and (country is None or count.country == country)
+    )
+
+
+def _when(text: str, key: RollupKey) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return key.hour
+    return parsed if parsed.tzinfo else key.hour
+
+
+def pending_in(key: RollupKey, items: Iterable[Mapping[str, Any]]) -> list[PendingSms]:
+    """One hour and country's pending SMS from its list items: every SMS submitted in some item less
+    every SMS with a final status in some item (an SMS may be in one item's submitted and another's
+    finals), oldest first."""
+    submitted: dict[str, str] = {}
+    finals: set[str] = set()
+    for item in items:
+        submitted |= {tid: value["S"] for tid, value in item.get(SUBMITTED_LIST, {}).get("M", {}).items()}
+        finals |= set(item.get(FINALS_LIST, {}).get("M", {}))
+    return sorted(
+        PendingSms(_when(at, key), tid, key.country, at) for tid, at in submitted.items() if tid not in finals
+    )
+
+
+def older_than(pending: Iterable[PendingSms], age: timedelta, now: datetime) -> list[PendingSms]:
+    """Those submitted at least age before now, oldest first."""
+    return sorted(sms for sms in pending if now - sms.submitted >= age)
+
+
+def read_lists(client: Any, table: str, key: RollupKey) -> Iterator[dict[str, Any]]:
+    """One hour and country's SMS list items: one Query (paginated, eventually consistent)."""
+    low, high = list_slot_range(key)
+    paginator = client.get_paginator("query")
+    for page in paginator.paginate(
+        TableName=table,
+        KeyConditionExpression="#day = :day AND #slot BETWEEN :low AND :high",
+        ProjectionExpression="#submitted, #finals",
+        ExpressionAttributeNames={"#day": DAY, "#slot": SLOT, "#submitted": SUBMITTED_LIST, "#finals": FINALS_LIST},
+        ExpressionAttributeValues={":day": {"S": key.day + SMS_LIST_SUFFIX}, ":low": {"S": low}, ":high": {"S": high}},
+        ConsistentRead=False,
+    ):
+        yield from page["Items"]
+
+
+def read_pending(
+    client: Any,
+    table: str,
+    period: Period,
+    *,
+    country: str | None = None,
+    age: timedelta = timedelta(0),
+    now: datetime,
+) -> list[PendingSms]:
+    """The SMS submitted in the period (to country, when given) at least age before now with no final
+    status, oldest first: a Query per UTC day, then one per hour and country with any pending."""
+    found: list[PendingSms] = []
+    for key in cohorts_with_pending(read_rollups(client, table, period), country):
+        found += pending_in(key, read_lists(client, table, key))
+    return older_than(found, age, now)
+
+
+def rows(pending: list[PendingSms], period: Period) -> list[dict[str, Any]]:
+    """Machine output: the columns, then the period (since, until) on every row."""
+    return [
+        {"transaction_id": sms.transaction_id, "country": sms.country, "submitted_at": sms.submitted_at}
+        | period.edges()
+        for sms in pending
+    ]
+
+
+def render(
+    pending: list[PendingSms], output: str, period: Period, *, age: timedelta = timedelta(0), country: str | None = None
+) -> str:
+    """table, csv or json; an empty list is the header alone (table, csv) or [] (json)."""
+    if output == "json":
+        return json.dumps(rows(pending, period), indent=2)
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "since", "until"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows(pending, period))
+        return buffer.getvalue().rstrip("\n")
+    which = "".join(
+        [
+            f" to {country}" if country else "",
+            f", at least {_age(age)} ago," if age else "",
+        ]
+    )
+    width = max([len(COLUMNS[0]), *(len(sms.transaction_id) for sms in pending)])
+    text = [
+        f"period {period}",
+        f"{len(pending)} SMS sent in the period{which} with no final status, oldest first",
+        f"{'transaction_id':<{width}} {'country':<8} submitted_at",
+    ]
+    text += [f"{sms.transaction_id:<{width}} {sms.country:<8} {sms.submitted_at}" for sms in pending]
+    return "\n".join(text)
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
