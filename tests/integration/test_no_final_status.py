@@ -28,6 +28,7 @@ from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Tdr
 from cinnox_sms.nofinal import NO_FINAL_STATUS, DigestNotPublished, NoFinalStatusCheck, due_hours
 from cinnox_sms.settings import NoFinalStatusSettings
+from cinnox_sms_cli.main import main
 from local_stack.template import load_function_module
 from support import LambdaContext, Stack, emf, stream_records, tdr
 
@@ -157,6 +158,7 @@ def test_sms_without_a_final_status_are_reported_once_to_machines_and_people(
 
 
 def test_a_final_status_after_the_report_counts_in_the_report_and_is_not_reported(
+    capsys: pytest.CaptureFixture[str],
     no_final_status: ModuleType,
     metrics_function: ModuleType,
     stack: Stack,
@@ -185,6 +187,12 @@ def test_a_final_status_after_the_report_counts_in_the_report_and_is_not_reporte
     )["Item"]
     assert item["cohortDelivered"]["N"] == "2"
     assert item["ttfDelivered#more"]["N"] == "1"
+    # And the report (its default, the cohort view) counts it delivered among the SMS sent that hour
+    capsys.readouterr()
+    period = ["--since", "2026-11-29T07:00:00Z", "--until", "2026-11-29T08:00:00Z", "--format", "json"]
+    assert main(["report", "--table", stack.refs["RollupTable"], *period]) == 0
+    [ve] = [line for line in json.loads(capsys.readouterr().out) if line["country"] == "VE"]
+    assert (ve["view"], ve["sent"], ve["delivered"], ve["rejected"], ve["pending"]) == ("cohort", 4, 2, 1, 1)
 
 
 def test_the_handler_emits_one_metric_per_check_and_is_off_at_zero_hours(
