@@ -104,8 +104,7 @@ def test_the_text_lists_the_first_ids_and_the_commands_to_see_the_rest() -> None
     # And the cinnox-sms commands name the stack and the window (whole minutes around it)
     assert (
         "  cinnox-sms report --stack prod-sms --since 2026-11-30T08:00:00Z --until 2026-11-30T08:01:00Z"
-        " --by hour --view arrival"
-        in text
+        " --by hour --view arrival" in text
     )
     assert "  cinnox-sms status <TransactionID> --stack prod-sms" in text
 

@@ -19,7 +19,8 @@ The only place the rollup table's layout is spelled (its KeySchema in template.y
 - an SMS list item per (hour, country, transaction of the metrics function): ``day`` =
   ``"2026-11-29#sms"``, ``slot`` = ``"07#HK#<suffix>"``, with ``submitted`` (a map: transaction ID ->
   receivedAt of its Submitted TDR) and ``finals`` (transaction ID -> final status) of the hour's cohort:
-  what `cinnox-sms pending` and the no-final-status check read to name the SMS still waiting.
+  what `cinnox-sms pending` and the no-final-status check read to name the SMS still waiting; kept 35
+  days (SMS_LIST_DAYS), where the counts are kept as long as the TDRs.
 - an early-final item per SMS whose final status was counted before its Submitted TDR was stored:
   ``day`` = ``"#early"``, ``slot`` = the transaction ID, ``receivedDelivered`` (and so on: per final
   status, its receivedAt) and ``country``; the no-final-status check pairs it once the Submitted TDR is there.
@@ -161,6 +162,7 @@ def iso(moment: datetime) -> str:
 MAX_TRANSACTION_ACTIONS = 100  # DynamoDB API Reference, TransactWriteItems: "up to 100 action requests"
 MAX_ROLLUPS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action is the watermark's
 MAX_BATCH_GET_KEYS = 100  # DynamoDB API Reference, BatchGetItem: "up to 100 items"
+SMS_LIST_DAYS = 35  # `cinnox-sms pending` lists the SMS sent in the last 35 days; counts are kept as long as TDRs
 EARLY_TTL = timedelta(days=3)  # an early final whose Submitted TDR has not come in 3 days is let go
 WATERMARK_TTL = timedelta(days=2)  # a stream keeps records 24 hours: a watermark older than that guards nothing
 # DynamoDB Developer Guide, "Amazon DynamoDB transactions: capacity management": a transactional write
@@ -361,7 +363,10 @@ def _expiry(moment: datetime, retention_days: int) -> int:
 
 def list_put(table: str, key: RollupKey, suffix: str, sms: SmsList, retention_days: int) -> dict[str, Any]:
     """A Put of one SMS list item: a new key per transaction, so a list is never read to be written."""
-    item: dict[str, Any] = {**key.list_key(suffix), EXPIRES_AT: {"N": str(_expiry(key.hour, retention_days))}}
+    # Kept SMS_LIST_DAYS (or the retention, if shorter): the no-final-status check reads a few days back, and
+    # an SMS list is most of the rollup table's storage (about 130 bytes per SMS).
+    days = min(retention_days, SMS_LIST_DAYS)
+    item: dict[str, Any] = {**key.list_key(suffix), EXPIRES_AT: {"N": str(_expiry(key.hour, days))}}
     if sms.submitted:
         item[SUBMITTED_LIST] = {"M": {tid: {"S": at} for tid, at in sms.submitted.items()}}
     if sms.finals:
