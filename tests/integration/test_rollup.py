@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -628,7 +629,11 @@ class SubmittedMeanwhile:
     def transact_write_items(self, **arguments: Any) -> Any:
         if not self.stored:
             self.stored = True
-            store_as(self._stack, "txn-race", "Submitted", "HK", HOUR)
+            # On a thread of its own: the webhook's write, not the metrics function's (the IAM rehearsal
+            # judges a call by the function on the calling thread's stack).
+            webhook = threading.Thread(target=store_as, args=(self._stack, "txn-race", "Submitted", "HK", HOUR))
+            webhook.start()
+            webhook.join()
         return self._client.transact_write_items(**arguments)
 
     def __getattr__(self, name: str) -> Any:
