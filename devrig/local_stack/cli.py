@@ -19,16 +19,45 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.item import StoredTdr
-from cinnox_sms_cli.report import CountryLine, HourCount, Period, by_country, moment, read_rollups, render
-from local_stack.demo import Account, AlertInbox, Check, DigestInbox, check, percentile, run_demo, summary
+from cinnox_sms_cli.report import CountryLine, HourCount, Period, by_country, moment, read_rollups, render, rows
+from local_stack.demo import (
+    NO_FINAL_FUNCTION,
+    Account,
+    AlertInbox,
+    Check,
+    DigestInbox,
+    check,
+    is_no_final_alert,
+    is_no_final_digest,
+    no_final_checks,
+    percentile,
+    run_demo,
+    run_no_final_check,
+    summary,
+)
 from local_stack.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 from local_stack.httpserver import PortInUse
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
-from local_stack.traffic import Delivery, Outcome, Sender, Step, StepRun, send_stepped
+from local_stack.traffic import (
+    COUNTRIES,
+    DEMO_SECONDS,
+    FAST_COUNTRY,
+    SLOW_COUNTRY,
+    WITHHOLD_COUNTRY,
+    Delivery,
+    Outcome,
+    Sender,
+    Step,
+    StepRun,
+    send_stepped,
+)
+
+if TYPE_CHECKING:
+    from local_stack.schedules import ScheduleRun
 
 LOCAL_DIGEST_WINDOW_SECONDS = 3
 
@@ -43,7 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--burst", type=int, default=200, help="SMS failed by a carrier outage in one country (default 200; 0: none)"
     )
+    demo.add_argument(
+        "--seconds",
+        type=_replay_seconds,
+        default=DEMO_SECONDS,
+        help=f"real seconds the day is replayed in, 20-600; carriers' delays scale with it (default {DEMO_SECONDS:g})",
+    )
+    demo.add_argument(
+        "--no-final",
+        type=int,
+        help=f"SMS to {WITHHOLD_COUNTRY} whose carrier sends no final status (default: 1 in 40 of --sms, at least 1)",
+    )
     local = commands.add_parser("local", help="keep the stack running for manual use (Ctrl-C stops it)")
+    local.add_argument(
+        "--schedule-every",
+        type=float,
+        metavar="SECONDS",
+        help="run each scheduled function (ScheduleV2) every SECONDS instead of its rate, e.g. 30 (local only)",
+    )
     load = commands.add_parser(
         "load", help="a stepped load: TDRs offered at rising rates, where the local path saturates, then the account"
     )
@@ -79,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.throttle_burst is not None:
             parameters["ApiThrottlingBurstLimit"] = str(args.throttle_burst)
     options = StackOptions(
+        schedule_every=getattr(args, "schedule_every", None),
         api_port=args.api_port,
         emulator_port=args.emulator_port,
         cinnox_port=args.cinnox_port,
@@ -104,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"  ready in {time.monotonic() - started:.1f} s", flush=True)
         if args.command == "demo":
-            return _demo(run, args)
+            return _demo(run, args, started)
         if args.command == "load":
             return _load(run, args)
         return _local(run)
@@ -160,17 +207,31 @@ class Shutdown:
         return self._answers
 
 
-def _demo(run: Shutdown, args: argparse.Namespace) -> int:
+def _demo(run: Shutdown, args: argparse.Namespace, started: float) -> int:
     stack = run.stack
-    account = run_demo(stack, sms_count=args.sms, seed=args.seed, senders=args.senders, burst=args.burst)
+    ready = time.monotonic()
+    withhold = args.no_final if args.no_final is not None else max(1, round(args.sms / 40))
+    account = run_demo(
+        stack,
+        sms_count=args.sms,
+        seed=args.seed,
+        senders=args.senders,
+        burst=args.burst,
+        seconds=args.seconds,
+        withhold=withhold,
+    )
     assert stack.aws is not None
-    # The operators' report, read from the rollups (as `cinnox-sms report` reads them) before the
-    # emulator goes away, once MetricsFunction has counted every stored TDR.
+    # Once MetricsFunction has counted every stored TDR: the no-final-status check (its SMS lists and cohort
+    # counts come from the rollups), then the operators' report, read from the rollups as `cinnox-sms report`
+    # reads them (the cohort view, its default), before the emulator goes away.
     now = datetime.now(UTC)
     period = Period.covering(moment("24h", now), now)
+    rollups_covering(stack, period, len(account.stored), deadline_seconds=REPORT_WAIT_SECONDS)
+    print(f"running {NO_FINAL_FUNCTION} through its schedule, its clock moved past NoFinalStatusHours", flush=True)
+    account.no_final = run_no_final_check(stack, account)
     counts = rollups_covering(stack, period, len(account.stored), deadline_seconds=REPORT_WAIT_SECONDS)
-    lines = by_country(counts)
-    report = render(lines, "table", period)
+    lines = by_country(counts, view="cohort")
+    report = render(lines, "table", period, view="cohort")
     answers = run.stop()
     unsubscribed = (
         bool(answers)
@@ -178,11 +239,15 @@ def _demo(run: Shutdown, args: argparse.Namespace) -> int:
         and bool(stack.cinnox and stack.cinnox.subscription and stack.cinnox.subscription["enabled"] is False)
     )
     check(account, unsubscribed)
+    account.checks += no_final_checks(account.no_final)
     account.checks.append(report_check(account, lines))
+    account.checks.append(delay_ranking_check(rows(lines, period, None, "cohort"), account.replay_seconds))
     print(summary(account), flush=True)
     print(f"\nfunction logs: {stack.options.log_dir}")
     print("\nReport (cinnox-sms report --since 24h, from the rollups of what the demo stored):")
     print(report, flush=True)
+    done = time.monotonic()
+    print(f"\ndemo: {done - started:.0f} s in all ({ready - started:.0f} s to start the stack)", flush=True)
     return 0 if account.ok else 1
 
 
@@ -203,22 +268,49 @@ def rollups_covering(stack: LocalStack, period: Period, stored: int, deadline_se
 
 
 def report_check(account: Account, lines: list[CountryLine]) -> Check:
-    """The operators' report, read from the rollups, must tell what the simulator sent."""
+    """The operators' report (cohort view), read from the rollups, must tell what the simulator sent: each SMS
+    under its final status, those whose final status was withheld pending."""
     truth: dict[str, Counter[str]] = {}
     for sms in account.messages:
         sent = truth.setdefault(sms.country.code, Counter())
         sent["sent"] += 1  # each SMS's Submitted TDR
-        sent[sms.outcome.value.lower()] += 1
+        sent["pending" if sms.withheld else sms.outcome.value.lower()] += 1
+    columns = ("sent", "delivered", "undelivered", "rejected", "pending")
     reported = {
-        line.country: Counter(
-            {k: getattr(line, k) for k in ("sent", "delivered", "undelivered", "rejected") if getattr(line, k)}
-        )
+        line.country: Counter({k: getattr(line, k) for k in columns if getattr(line, k)})
         for line in lines
         if line.country != "all"
     }
+    pending = sum(counts["pending"] for counts in truth.values())
     return Check(
         reported == truth,
-        f"cinnox-sms report (from the rollups) agrees with what was sent, country by country ({len(truth)})",
+        f"cinnox-sms report (cohort view, from the rollups) agrees with what was sent, country by country "
+        f"({len(truth)}), the {pending} SMS without a final status pending",
+    )
+
+
+def delay_ranking_check(report_rows: list[dict[str, Any]], replay_seconds: float = DEMO_SECONDS) -> Check:
+    """The report's estimated p50 time to Delivered ranks the countries as their simulated carriers' delays do:
+    the fast country's the lowest, the slow country's the highest, the one below the other."""
+    p50 = {
+        row["country"]: float(row["p50_delivered_est"])
+        for row in report_rows
+        if row["country"] != "all" and isinstance(row.get("p50_delivered_est"), int | float)
+    }
+    fast, slow = p50.get(FAST_COUNTRY), p50.get(SLOW_COUNTRY)
+    ok = fast is not None and slow is not None and fast < slow
+    ok = ok and fast == min(p50.values()) and slow == max(p50.values())
+    delays = {c.code: tuple(bound * replay_seconds / DEMO_SECONDS for bound in c.delay) for c in COUNTRIES}
+
+    def told(country: str, value: float | None) -> str:
+        low, high = delays[country]
+        shown = "-" if value is None else f"{value:g} s"
+        return f"{country} p50 {shown} (carrier {low:g}-{high:g} s)"
+
+    return Check(
+        ok,
+        f"cinnox-sms report ranks the countries by their carriers' delays (p50_delivered_est): fastest "
+        f"{told(FAST_COUNTRY, fast)}, slowest {told(SLOW_COUNTRY, slow)}, the others between",
     )
 
 
@@ -233,6 +325,17 @@ def _rates(text: str) -> list[float]:
     if not rates or any(rate <= 0 for rate in rates) or len(rates) > 10:
         raise argparse.ArgumentTypeError(f"{text!r}: one to ten rates, each above 0")
     return rates
+
+
+def _replay_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    # From 20 s, the slow carriers' delays (20-35 s at 40 s) stay above the report's first bucket (10 s).
+    if not 20 <= seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: the day is replayed in 20 to 600 seconds")
+    return seconds
 
 
 def _seconds(text: str) -> float:
@@ -374,6 +477,34 @@ def _metric_sum(stack: LocalStack, alarm: str, since: datetime) -> float:
     return sum(float(point["Sum"]) for point in answer["Datapoints"])
 
 
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def _run_text(scheduled: ScheduleRun) -> str:
+    """A scheduled run, on one line: the no-final-status check's figures, or what another function answered."""
+    if scheduled.error:
+        return f"failed: {scheduled.error}"
+    result = scheduled.result
+    if isinstance(result, dict) and "found" in result:
+        return (
+            f"{result['found']} SMS with no final status ({result.get('hours_checked')} hours checked, "
+            f"{result.get('published')} alerts, {result.get('digests')} digests) in {scheduled.seconds:.2f} s"
+        )
+    return f"{json.dumps(result)[:120]} in {scheduled.seconds:.2f} s"
+
+
+def _digest_text(digest: dict[str, Any]) -> str:
+    if is_no_final_digest(digest):
+        countries: Counter[str] = Counter()
+        for line in digest.get("byCountryAndHour", []):
+            countries[str(line["country"])] += int(line["sms"])
+        listed = ", ".join(f"{country} {count}" for country, count in countries.most_common())
+        return f"{digest.get('total')} SMS with no final status after {digest.get('noFinalStatusHours')} h ({listed})"
+    countries_failed = ", ".join(f"{country} {count}" for country, count in digest["byCountry"].items())
+    return f"{digest['failed']} SMS failed ({countries_failed})"
+
+
 def operator_command(stack: LocalStack, *arguments: str) -> str:
     """A `cinnox-sms ... --stack NAME` command line that works against this local stack."""
     environment = " ".join(f"{name}={shlex.quote(value)}" for name, value in stack.client_environment().items())
@@ -398,6 +529,12 @@ def _local(run: Shutdown) -> int:
     }
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
     digest_inbox = DigestInbox(stack.aws, stack.output("DigestTopicArn"))
+    schedules = "\n".join(
+        f"  schedule      {s.function} {s.expression}"
+        + (f", every {s.period:g} s here (--schedule-every)" if stack.options.schedule_every else "")
+        + f"; NoFinalStatusHours {stack.provisioned.refs.get('NoFinalStatusHours', '?')}"
+        for s in stack.schedules
+    )
     print(
         f"""
 CINNOX SMS tracker, running locally (Ctrl-C to stop)
@@ -408,6 +545,7 @@ CINNOX SMS tracker, running locally (Ctrl-C to stop)
   alert topic   {stack.output("AlertTopicArn")}
   digest topic  {stack.output("DigestTopicArn")}  (one digest per {LOCAL_DIGEST_WINDOW_SECONDS} s window here)
   CINNOX        {stack.cinnox.base_url if stack.cinnox else "-"}  (simulator; the webhook is subscribed)
+{schedules or "  schedule      none enabled (NoFinalStatusHours 0)"}
   logs          {stack.options.log_dir}
 
 Post a TDR:
@@ -417,24 +555,30 @@ Ask the operator's tool (the local stack answers CloudFormation's DescribeStacks
   {operator_command(stack, "report", "--since", "1h")}
   {operator_command(stack, "report", "--since", "24h", "--by", "hour", "--format", "csv")}
 
-Alerts, as they are published (one per failed SMS), and digests (one per window):""",
+Alerts, as they are published (one per failed SMS), digests (one per window), scheduled runs:""",
         flush=True,
     )
+    seen = dict.fromkeys(range(len(stack.schedules)), 0)
     try:
         while not run.requested.is_set():
-            for alert in map(StoredTdr.from_stream_image, inbox.receive(wait_seconds=1)):  # records are NewImages
+            for index, schedule in enumerate(stack.schedules):
+                for scheduled in schedule.runs[seen[index] :]:
+                    print(
+                        f"  {_clock(scheduled.started)}  scheduled   {schedule.function}: {_run_text(scheduled)}",
+                        flush=True,
+                    )
+                seen[index] = len(schedule.runs)
+            for record in inbox.receive(wait_seconds=1):
+                alert = StoredTdr.from_stream_image(record)  # a failure's record is a NewImage
+                extra = f"submitted {record.get('submittedAt')}" if is_no_final_alert(record) else alert.exception
                 print(
                     f"  {time.strftime('%H:%M:%S')}  {alert.status:<11} {alert.transaction_id}  "
                     f"to {alert.recipient or '?'} ({alert.recipient_country or '?'})"
-                    f"  {alert.exception or ''}",
+                    f"  {extra or ''}",
                     flush=True,
                 )
             for digest in digest_inbox.receive():
-                countries = ", ".join(f"{country} {count}" for country, count in digest["byCountry"].items())
-                print(
-                    f"  {time.strftime('%H:%M:%S')}  digest      {digest['failed']} SMS failed ({countries})",
-                    flush=True,
-                )
+                print(f"  {time.strftime('%H:%M:%S')}  digest      {_digest_text(digest)}", flush=True)
     except KeyboardInterrupt:  # the signal that stops `local`: its normal end
         pass
     print("\nstopping: unsubscribing from CINNOX, then stopping every process", flush=True)

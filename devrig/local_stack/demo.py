@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from cinnox_sms.item import StoredTdr, projection
 from cinnox_sms.model import FAILURE_STATUSES, Status
-from local_stack.traffic import Delivery, Outcome, Sender, Sms, plan_day
+from cinnox_sms.nofinal import MESSAGE_TYPE as NO_FINAL_DIGEST
+from cinnox_sms.nofinal import NO_FINAL_STATUS
+from local_stack.traffic import DEMO_SECONDS, Delivery, Outcome, Sender, Sms, plan_day
 
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
+    from local_stack.schedules import ScheduleRun
     from local_stack.stack import LocalStack
+
+NO_FINAL_FUNCTION = "NoFinalStatusFunction"
+# Local only (cinnox_sms.settings.NoFinalStatusSettings): the check's clock moved forward, so that the demo
+# need not wait NoFinalStatusHours. template.yaml never sets it.
+CLOCK_OFFSET_VARIABLE = "CINNOX_SMS_LOCAL_CLOCK_OFFSET_SECONDS"
 
 
 @dataclass
@@ -46,10 +54,41 @@ class Account:
     digest_invocations: int = 0
     digest_window: float | None = None
     burst: tuple[str, int] | None = None  # (country, SMS) of the simulated carrier outage
+    replay_seconds: float = DEMO_SECONDS  # the day replayed in this many seconds (carrier delays scale with it)
+    no_final: NoFinalAccount | None = None  # the no-final-status check's account, once it ran
+    # Where the run read alerts and digests, for what comes after the traffic (the no-final-status check).
+    inbox: AlertInbox | None = field(default=None, repr=False, compare=False)
+    digest_inbox: DigestInbox | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
+
+    @property
+    def withheld(self) -> dict[str, str]:
+        """The SMS whose final TDR the simulator never sent: transaction ID -> country."""
+        return {sms.transaction_id: sms.country.code for sms in self.messages if sms.withheld}
+
+
+@dataclass
+class NoFinalAccount:
+    """The no-final-status check as the demo ran it, its clock moved past the deadline: what it told whom."""
+
+    withheld: dict[str, str]  # transaction ID -> country: the SMS whose final TDR the simulator withheld
+    deadline_hours: int  # NoFinalStatusHours
+    offset_hours: float  # how far ahead the check's clock was moved (local only)
+    expression: str  # the schedule's
+    at_start: ScheduleRun | None  # the schedule's own first run, as the stack started (real clock)
+    runs: list[ScheduleRun]  # the demo's two runs through the schedule, clock moved
+    alerts: list[Counter[str]]  # per run: NoFinalStatus alerts on the alert topic, by transaction ID
+    alert_countries: Counter[str]  # the alerts' country attribute
+    digests: list[list[dict[str, Any]]]  # per run: the no-final-status digests on the digest topic
+    leaked: set[str] = field(default_factory=set)  # withheld SMS found in a failed-SMS digest after the check
+    digest_batches_after: int = 0  # DigestFunction invocations after the check (its queue takes failures only)
+
+    def result(self, index: int) -> dict[str, Any]:
+        run = self.runs[index] if index < len(self.runs) else None
+        return run.result if run is not None and isinstance(run.result, dict) else {}
 
 
 class TopicInbox:
@@ -81,13 +120,21 @@ class AlertInbox(TopicInbox):
         super().__init__(aws, topic_arn, name)
 
     def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
-        """Alerts as the stored records they carry, with the SNS subject beside them."""
+        """Alerts as the records they carry, with the SNS subject and message attributes beside them."""
         alerts = []
         for message in self.take(wait_seconds):
             envelope = json.loads(message["Body"])
             record = json.loads(envelope["Message"])
             record["_subject"] = envelope.get("Subject", "")
+            record["_attributes"] = {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()}
             alerts.append(record)
+        return alerts
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every alert waiting now."""
+        alerts: list[dict[str, Any]] = []
+        while batch := self.receive():
+            alerts += batch
         return alerts
 
 
@@ -101,10 +148,31 @@ class DigestInbox(TopicInbox):
     def receive(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
         return [json.loads(message["Body"]) for message in self.take(wait_seconds)]
 
+    def drain(self) -> list[dict[str, Any]]:
+        """Every digest waiting now."""
+        digests: list[dict[str, Any]] = []
+        while batch := self.receive():
+            digests += batch
+        return digests
+
+
+def is_no_final_alert(alert: dict[str, Any]) -> bool:
+    return bool(alert.get("_attributes", {}).get("status") == NO_FINAL_STATUS)
+
+
+def is_no_final_digest(digest: dict[str, Any]) -> bool:
+    return bool(digest.get("type") == NO_FINAL_DIGEST)
+
 
 def digested(digests: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    """How many digests list each failed SMS, by (TransactionID, status)."""
-    return Counter((i, status) for d in digests for status, ids in d["transactionIds"].items() for i in ids)
+    """How many failed-SMS digests list each failed SMS, by (TransactionID, status)."""
+    return Counter(
+        (i, status)
+        for d in digests
+        if not is_no_final_digest(d)
+        for status, ids in d["transactionIds"].items()
+        for i in ids
+    )
 
 
 def run_demo(
@@ -117,7 +185,8 @@ def run_demo(
     send_all: Callable[[Sender, list[Delivery]], list[Outcome]] | None = None,
     **traffic: Any,
 ) -> Account:
-    """A day of traffic through the stack; ``send_all`` paces it (default: every sender as fast as it can)."""
+    """A day of traffic through the stack; ``send_all`` paces it (default: each request when it is due, the day
+    replayed in ``traffic["seconds"]``, so that each country's carrier delays are real seconds)."""
     assert stack.aws is not None
     assert stack.cinnox is not None
     inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
@@ -139,14 +208,15 @@ def run_demo(
 
     def receive_alerts() -> None:
         while receiving.is_set():
-            stored = map(StoredTdr.from_stream_image, inbox.receive(wait_seconds=1))  # each record is a NewImage
+            failures = [a for a in inbox.receive(wait_seconds=1) if not is_no_final_alert(a)]
+            stored = map(StoredTdr.from_stream_image, failures)  # each record is a NewImage
             alerts.update((s.transaction_id, s.status) for s in stored)
             digests.extend(digest_inbox.receive())
 
     receiver = threading.Thread(target=receive_alerts, daemon=True)
     receiver.start()
     sender = Sender(webhook_url, senders=senders, progress=progress.update)
-    outcomes = send_all(sender, deliveries) if send_all else sender.send_all(deliveries)
+    outcomes = send_all(sender, deliveries) if send_all else sender.send_scheduled(deliveries)
     # Only a TDR the webhook accepted can alert (one refused with 429 at the edge never reached it).
     expected_alerts = {
         o.delivery.key for o in outcomes if o.status == 200 and o.delivery.key and o.delivery.key[1] in FAILURE_STATUSES
@@ -192,7 +262,130 @@ def run_demo(
         digest_invocations=invocations,
         digest_window=window,
         burst=(str(traffic.get("burst_country", "VE")), burst) if burst else None,
+        replay_seconds=float(traffic.get("seconds", DEMO_SECONDS)),
+        inbox=inbox,
+        digest_inbox=digest_inbox,
     )
+
+
+def run_no_final_check(stack: LocalStack, account: Account) -> NoFinalAccount:
+    """After the traffic, once the rollups count it: NoFinalStatusFunction run twice through its schedule (the
+    path the stack's scheduler takes), with its clock moved NoFinalStatusHours + 1 h ahead so that the SMS of
+    this hour are past the deadline; what it told machines and people, and what reached the failed-SMS digests."""
+    assert account.inbox is not None
+    assert account.digest_inbox is not None
+    deadline = int(stack.provisioned.refs["NoFinalStatusHours"])
+    withheld = account.withheld
+    try:
+        schedule = stack.schedule(NO_FINAL_FUNCTION)
+    except KeyError:  # NoFinalStatusHours 0: the schedule is DISABLED, and the checks say nothing ran
+        return NoFinalAccount(withheld, deadline, 0, "DISABLED", None, [], [], Counter(), [])
+    at_start = schedule.runs[0] if schedule.runs else None
+    # Hour H is due once H + 1 h + the deadline has passed: NoFinalStatusHours + 1 h ahead, this hour is.
+    offset_hours = deadline + 1
+    stack.configure_function(NO_FINAL_FUNCTION, {CLOCK_OFFSET_VARIABLE: str(offset_hours * 3600)})
+    digest_queue = stack.provisioned.attrs["DigestQueue.Arn"]
+    digest_mappings = [m for m in stack.queue_mappings if m.queue_arn == digest_queue]
+    batches_before = sum(m.stats.invocations for m in digest_mappings)
+    checked = time.monotonic()
+    runs: list[ScheduleRun] = []
+    alerts: list[Counter[str]] = []
+    countries: Counter[str] = Counter()
+    digests: list[list[dict[str, Any]]] = []
+    for _ in range(2):
+        runs.append(schedule.fire())
+        # SNS delivers to SQS as it publishes: what each run sent is in the inboxes when it returns.
+        received = [a for a in account.inbox.drain() if is_no_final_alert(a)]
+        alerts.append(Counter(str(a.get("transactionId")) for a in received))
+        countries.update(str(a["_attributes"].get("country")) for a in received)
+        waiting = account.digest_inbox.drain()
+        digests.append([d for d in waiting if is_no_final_digest(d)])
+        account.digests += [d for d in waiting if not is_no_final_digest(d)]
+    # A NoFinalStatus alert on the digest queue would be in a failed-SMS digest within a batching window.
+    window = account.digest_window or 0.0
+    time.sleep(max(0.0, checked + window + 2.0 - time.monotonic()))
+    later = account.digest_inbox.drain()
+    account.digests += [d for d in later if not is_no_final_digest(d)]
+    leaked = {tid for tid, _ in digested(account.digests)} & set(withheld)
+    return NoFinalAccount(
+        withheld,
+        deadline,
+        offset_hours,
+        schedule.expression,
+        at_start,
+        runs,
+        alerts,
+        countries,
+        digests,
+        leaked,
+        sum(m.stats.invocations for m in digest_mappings) - batches_before,
+    )
+
+
+def no_final_checks(account: NoFinalAccount) -> list[Check]:
+    """The no-final-status account adds up: exactly the withheld SMS, each reported once to machines, one digest
+    for people, nothing on a second run, and none of it in the failed-SMS digests."""
+    withheld = account.withheld
+    by_country = Counter(withheld.values())
+    places = ", ".join(f"{country} {n}" for country, n in sorted(by_country.items())) or "none"
+    first, second = account.result(0), account.result(1)
+    alerts = account.alerts[0] if account.alerts else Counter()
+    twice = sum(1 for n in alerts.values() if n > 1)
+    checks = []
+    at_start = account.at_start
+    start_result = at_start.result if at_start is not None and isinstance(at_start.result, dict) else {}
+    checks.append(
+        Check(
+            at_start is not None and at_start.ok and start_result.get("found") == 0,
+            f"{NO_FINAL_FUNCTION} ran on its schedule ({account.expression}) as the stack started, at once as "
+            f"EventBridge Scheduler does, and found nothing past NoFinalStatusHours ({account.deadline_hours} h): "
+            f"{start_result.get('hours_checked', '?')} hours checked",
+        )
+    )
+    errors = [run.error for run in account.runs if run.error]
+    checks.append(
+        Check(
+            not errors and set(alerts) == set(withheld) and not twice and first.get("found") == len(withheld),
+            f"the check, its clock {account.offset_hours:g} h ahead (local only), reported exactly the "
+            f"{len(withheld)} SMS whose final status the simulator withheld ({places}), each in one NoFinalStatus "
+            f"alert for machines ({len(alerts)} of {len(withheld)}; {twice} twice)"
+            + (f"; failed: {'; '.join(errors)}" if errors else ""),
+        )
+    )
+    digests = account.digests[0] if account.digests else []
+    digest_countries: Counter[str] = Counter()
+    for digest in digests:
+        for line in digest.get("byCountryAndHour", []):
+            digest_countries[str(line["country"])] += int(line["sms"])
+    checks.append(
+        Check(
+            len(digests) == 1 and first.get("digests") == 1 and digest_countries == by_country,
+            f"one no-final-status digest for people (DigestTopic), counting them by country: {len(digests)} digest(s), "
+            f"{', '.join(f'{c} {n}' for c, n in sorted(digest_countries.items())) or 'nothing'}",
+        )
+    )
+    again = account.alerts[1:2] and account.alerts[1]
+    later_digests = account.digests[1] if len(account.digests) > 1 else []
+    checks.append(
+        Check(
+            len(account.runs) == 2
+            and account.runs[1].ok
+            and second.get("found") == 0
+            and not again
+            and not later_digests,
+            f"a second run reported nothing again: {second.get('found', '?')} SMS, "
+            f"{sum(again.values()) if again else 0} alerts, {len(later_digests)} digests",
+        )
+    )
+    checks.append(
+        Check(
+            not account.leaked and account.digest_batches_after == 0,
+            "NoFinalStatus alerts stayed out of the failed-SMS digests (the DigestSubscription's FilterPolicy, "
+            f"status Undelivered or Rejected): {len(account.leaked)} in a digest, "
+            f"{account.digest_batches_after} DigestFunction batches after the check",
+        )
+    )
+    return checks
 
 
 def check(account: Account, unsubscribed: bool, *, throttled: bool = False) -> None:
@@ -297,6 +490,50 @@ def _outage_lines(account: Account) -> list[str]:
     ]
 
 
+def no_final_lines(account: NoFinalAccount) -> list[str]:
+    """The no-final-status account, by country: what the simulator withheld, the check found, machines and people
+    were told."""
+    at_start = account.at_start.result if account.at_start and isinstance(account.at_start.result, dict) else {}
+    first, second = account.result(0), account.result(1)
+    by_country = Counter(account.withheld.values())
+    digest_countries: Counter[str] = Counter()
+    for digest in account.digests[0] if account.digests else []:
+        for line in digest.get("byCountryAndHour", []):
+            digest_countries[str(line["country"])] += int(line["sms"])
+    alerts = account.alerts[0] if account.alerts else Counter()
+    again = account.alerts[1] if len(account.alerts) > 1 else Counter()
+    later = account.digests[1] if len(account.digests) > 1 else []
+
+    def run_line(result: dict[str, Any]) -> str:
+        digests = result.get("digests", "?")
+        return (
+            f"{result.get('hours_checked', '?')} hours checked, {result.get('found', '?')} SMS found, "
+            f"{result.get('published', '?')} alerts, {digests} digest{'' if digests == 1 else 's'}"
+        )
+
+    paired = first.get("paired_early", "?")
+    lines = [
+        "",
+        f"  no final status     {NO_FINAL_FUNCTION}, {account.expression}, NoFinalStatusHours {account.deadline_hours}",
+        f"    on its schedule   run as the stack started: {run_line(at_start)}",
+        f"    withheld          {len(account.withheld)} SMS: their carrier sent no final TDR",
+        f"    clock moved       {account.offset_hours:g} h ahead for the demo ({CLOCK_OFFSET_VARIABLE}, local only)",
+        f"    first run         {run_line(first)} ({paired} early final statuses paired first)",
+        f"    second run        {run_line(second)}; {sum(again.values())} alerts and {len(later)} digests received",
+        "",
+        "  no final status    withheld  alerts (machines)  in the digest (people)",
+    ]
+    for country in sorted(set(by_country) | set(account.alert_countries) | set(digest_countries)):
+        lines.append(
+            f"  {country:<17} {by_country[country]:>9}  {account.alert_countries[country]:>17}  "
+            f"{digest_countries[country]:>22}"
+        )
+    lines.append(
+        f"  {'all':<17} {len(account.withheld):>9}  {sum(alerts.values()):>17}  {sum(digest_countries.values()):>22}"
+    )
+    return lines
+
+
 def summary(account: Account) -> str:
     outcomes = account.outcomes
     lines = []
@@ -331,16 +568,24 @@ def summary(account: Account) -> str:
         stored_n = sum(1 for key in account.stored if key[1] == status.value)
         alerts_n = sum(n for key, n in account.alerts.items() if key[1] == status.value)
         lines.append(f"  {status.value:<12} {sent_n:>6}  {stored_n:>6}  {alerts_n if status.is_failure else '-':>6}")
-    lines += ["", "  by country    SMS  delivered  undelivered  rejected  delivery rate"]
+    lines += ["", "  by country    SMS  delivered  undelivered  rejected  no final  delivery rate  carrier delay"]
     per_country: dict[str, Counter[str]] = {}
+    delays: dict[str, tuple[float, float]] = {}
     for sms in account.messages:
-        per_country.setdefault(sms.country.code, Counter())[sms.outcome.value] += 1
+        per_country.setdefault(sms.country.code, Counter())["no final" if sms.withheld else sms.outcome.value] += 1
+        delays[sms.country.code] = sms.country.delay
+    scale = account.replay_seconds / DEMO_SECONDS
     for country, counts in sorted(per_country.items(), key=lambda kv: -sum(kv[1].values())):
         total = sum(counts.values())
+        final = total - counts["no final"]
+        rate = f"{counts['Delivered'] / final:.1%}" if final else "-"
+        low, high = (bound * scale for bound in delays[country])
         lines.append(
             f"  {country:<10} {total:>6}  {counts['Delivered']:>9}  {counts['Undelivered']:>11}  "
-            f"{counts['Rejected']:>8}  {counts['Delivered'] / total:>12.1%}"
+            f"{counts['Rejected']:>8}  {counts['no final']:>8}  {rate:>13}  {low:g}-{high:g} s"
         )
+    if account.no_final is not None:
+        lines += no_final_lines(account.no_final)
     lines += ["", "Checks"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.text}" for c in account.checks]
     lines.append("")

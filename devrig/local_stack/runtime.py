@@ -95,6 +95,19 @@ class FunctionHost:
         self.closing.set()
         for environment in self._environments:
             environment.close()
+        # An invocation under way or queued fails now rather than waiting out its timeout: whoever waits on it
+        # (a scheduled run, a mapping) is let go as the stack stops.
+        stopped = {"errorType": "Runtime.Stopped", "errorMessage": "the local stack stopped the function"}
+        waiting = [environment.current for environment in self._environments]
+        while True:
+            try:
+                waiting.append(self.pending.get_nowait())
+            except queue.Empty:
+                break
+        for invocation in waiting:
+            if invocation is not None and not invocation.done.is_set():
+                invocation.error = stopped
+                invocation.done.set()
 
     def log(self, line: str) -> None:
         self._log(self.spec.name, line)

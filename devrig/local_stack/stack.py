@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import os
 import secrets
@@ -46,6 +48,7 @@ from local_stack.logs import (
     log_group_name,
 )
 from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
+from local_stack.schedules import Schedule, ScheduleError
 from local_stack.streams import MappingConfig, QueueMapping, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
 
@@ -72,9 +75,12 @@ class StackOptions:
     api_deploy_delay: float = 1.0
     # Another stack's CINNOX simulator, to deploy a second stack against the same CINNOX account.
     cinnox: CinnoxSimulator | None = None
-    # Poll the stream and queue event sources. `make bench` turns them off: it invokes handlers
-    # itself, and the pollers' threads would take the GIL from what it times.
+    # Poll the stream and queue event sources and run the ScheduleV2 schedules. `make bench` turns them
+    # off: it invokes handlers itself, and the pollers' threads would take the GIL from what it times.
     event_sources: bool = True
+    # Local only: every enabled ScheduleV2 schedule runs every this many seconds instead of its rate
+    # (`make local LOCAL_ARGS="--schedule-every 30"`), to see an hourly schedule run. None: its rate.
+    schedule_every: float | None = None
 
 
 @dataclass
@@ -125,6 +131,7 @@ class LocalStack:
         self._alarm_states: dict[str, str] = {}
         self.mappings: list[StreamMapping] = []
         self.queue_mappings: list[QueueMapping] = []
+        self.schedules: list[Schedule] = []
         self.resources: dict[str, CustomResource] = {}  # the custom resources that exist
         self.events: list[ResourceEvent] = []
         self.record = StackRecord(options.stack_name, stack_id(options.stack_name), "CREATE_IN_PROGRESS")
@@ -345,7 +352,7 @@ class LocalStack:
                     queue = QueueMapping.from_properties(
                         self.resolve(event["Properties"]),
                         queue_urls,
-                        self.hosts[name].invoke,
+                        functools.partial(self.invoke, name),
                         self.aws,
                         log=functools.partial(self._function_log, name),
                     )
@@ -354,12 +361,66 @@ class LocalStack:
                 if event["Type"] != "DynamoDB":
                     continue
                 config = MappingConfig.from_properties(self.resolve(event["Properties"]), queue_urls)
-                host = self.hosts[name]
                 mapping = StreamMapping(
-                    config, host.invoke, self.aws, log=functools.partial(self._function_log, name), function=name
+                    config,
+                    functools.partial(self.invoke, name),
+                    self.aws,
+                    log=functools.partial(self._function_log, name),
+                    function=name,
                 )
                 mapping.start()
                 self.mappings.append(mapping)
+        self._start_schedules()
+
+    def _start_schedules(self) -> None:
+        """Each ScheduleV2 event whose State is ENABLED: its function invoked at once, then on its rate
+        (local_stack/schedules.py says how close to EventBridge Scheduler that is)."""
+        conditions = self.template.conditions(self.provisioned.refs)
+        for name, resource in self.template.resources_of_type("AWS::Serverless::Function").items():
+            for event_name, event in resource["Properties"].get("Events", {}).items():
+                if event["Type"] != "ScheduleV2":
+                    continue
+                properties = self.resolve(choose(event.get("Properties", {}), conditions))
+                try:
+                    schedule = Schedule.from_properties(
+                        name,
+                        event_name,
+                        properties,
+                        self.invoke,
+                        every=self.options.schedule_every,
+                        log=functools.partial(self._function_log, name),
+                    )
+                except ScheduleError as error:
+                    raise StackError(str(error)) from None
+                if schedule is None:
+                    self._status(f"{name}: schedule {event_name} ({properties.get('ScheduleExpression')}) is DISABLED")
+                    continue
+                here = f", every {schedule.period:g} s here" if self.options.schedule_every else ""
+                self._status(f"{name}: schedule {event_name}, {schedule.expression}{here} (first run now)")
+                schedule.start()
+                self.schedules.append(schedule)
+
+    def schedule(self, function: str) -> Schedule:
+        """The running schedule of a function (a KeyError when it has none, or it is DISABLED)."""
+        for schedule in self.schedules:
+            if schedule.function == function:
+                return schedule
+        raise KeyError(f"{function} has no enabled ScheduleV2 schedule running in this stack")
+
+    def configure_function(self, function: str, variables: dict[str, str]) -> None:
+        """Set environment variables of a function as Lambda's UpdateFunctionConfiguration does: invocations
+        from now on run in fresh execution environments that have them. For local-only settings (the demo's
+        clock offset); a scheduled run under way finishes on the old environment first."""
+        old = self.hosts[function]
+        spec = dataclasses.replace(old.spec, environment={**old.spec.environment, **variables})
+        host = FunctionHost(spec, concurrency=self.options.concurrency.get(function, 1), log=self._function_log)
+        host.start()
+        with contextlib.ExitStack() as held:
+            for schedule in self.schedules:
+                if schedule.function == function:
+                    held.enter_context(schedule.lock)
+            self.hosts[function] = host
+        old.close()
 
     # --- custom resources ------------------------------------------------------
 
@@ -591,6 +652,8 @@ class LocalStack:
     def stop(self) -> list[dict[str, Any]]:
         """Delete the custom resources (as a stack deletion would), then stop everything started."""
         answers: list[dict[str, Any]] = []
+        for schedule in self.schedules:
+            schedule.stop()  # no new run while the stack is deleted
         try:
             if self.cloudformation is not None and self.hosts and self.resources:
                 answers = self.delete()
@@ -604,7 +667,9 @@ class LocalStack:
             for shipper in self.log_shippers.values():
                 shipper.close()  # ships what is left while the emulator still runs
             for host in self.hosts.values():
-                host.close()
+                host.close()  # a scheduled run under way fails now
+            for schedule in self.schedules:
+                schedule.close()
             shared = self.options.cinnox
             for closeable in (self.cinnox, self.cloudformation, self.moto):
                 if closeable is not None and closeable is not shared:

@@ -4,18 +4,25 @@ Each SMS gets a Submitted TDR, then one terminal TDR (Delivered, Undelivered or
 Rejected, at rates that vary by country). Some TDRs are sent twice, some terminal
 TDRs arrive before their Submitted, a share use the camelCase ``message`` wrapper
 and no Content-Type, and a few requests are malformed on purpose. A carrier outage
-(``burst``) fails a run of SMS to one country within a minute.
+(``burst``) fails a run of SMS to one country within a minute, and a carrier that
+never reports (``withhold``) leaves some SMS to one country without a final status.
+
+The day is replayed in ``seconds`` of real time (``Delivery.due``), and each country's
+carrier takes its own time between the Submitted TDR and the final one (``Country.delay``,
+real seconds: the webhook's clock stamps ``receivedAt``), so time to a final status can be
+measured. Each SMS is submitted early enough that its final TDR is due within the replay.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,15 +38,21 @@ class Country:
     weight: int
     undelivered: float
     rejected: float
+    # Seconds from the Submitted TDR to the final one (the carrier's delivery receipt), at DEMO_SECONDS; scaled
+    # with the replay's length.
+    delay: tuple[float, float] = (1.0, 6.0)
 
 
+DEMO_SECONDS = 40.0  # the day replayed in this many seconds by default
+FAST_COUNTRY, SLOW_COUNTRY = "SG", "BR"  # the quickest carriers and the slowest, by Country.delay
+WITHHOLD_COUNTRY = "ID"  # where a carrier sends no delivery receipts for some SMS (``withhold``)
 COUNTRIES = (
     Country("HK", "852", 8, 14, 0.03, 0.01),
-    Country("SG", "65", 8, 10, 0.03, 0.01),
+    Country("SG", "65", 8, 10, 0.03, 0.01, delay=(0.2, 2.0)),
     Country("GB", "44", 10, 10, 0.04, 0.02),
     Country("US", "1", 10, 14, 0.05, 0.02),
     Country("IN", "91", 10, 10, 0.08, 0.04),
-    Country("BR", "55", 11, 8, 0.07, 0.03),
+    Country("BR", "55", 11, 8, 0.07, 0.03, delay=(20.0, 35.0)),
     Country("VE", "58", 10, 4, 0.12, 0.06),
     Country("PH", "63", 10, 8, 0.07, 0.03),
     Country("ID", "62", 10, 6, 0.08, 0.04),
@@ -55,14 +68,15 @@ class Sms:
     transaction_id: str
     country: Country
     number: str
-    outcome: Status
+    outcome: Status  # the carrier's final status (never reported when withheld)
+    withheld: bool = False  # the carrier sent no final status: only its Submitted TDR is posted
 
 
 @dataclass(frozen=True)
 class Delivery:
     """One POST of the day: what is sent and what the webhook must answer."""
 
-    at: float  # seconds into the day
+    at: float  # seconds into the day (the order of a load run)
     kind: str  # "tdr", "repeat" or "malformed"
     body: bytes
     expect: int
@@ -71,6 +85,7 @@ class Delivery:
     content_type: str | None = None
     good_path: bool = True
     label: str = ""
+    due: float = 0.0  # real seconds after the replay's start at which it is posted (Sender.send_scheduled)
 
 
 @dataclass
@@ -123,8 +138,15 @@ def plan_day(
     malformed: int | None = None,
     burst: int = 0,
     burst_country: str = "VE",
+    seconds: float = DEMO_SECONDS,
+    withhold: int = 0,
+    withhold_country: str = WITHHOLD_COUNTRY,
 ) -> tuple[list[Sms], list[Delivery]]:
+    """The day's SMS and requests (sorted by ``at``). ``seconds``: the real time the day is replayed in, each
+    country's delays scaled with it. ``withhold``: SMS to ``withhold_country`` whose final TDR is never sent.
+    The SMS and their outcomes are the same for a seed whatever the replay's length or what is withheld."""
     rng = random.Random(seed)
+    timing = Replay(seconds, random.Random(f"timing-{seed}"))  # its own draws: the outcomes stay the seed's
     day = 86_400.0
     weights = [c.weight for c in COUNTRIES]
     messages: list[Sms] = []
@@ -144,38 +166,102 @@ def plan_day(
         messages.append(sms)
         submitted_at = rng.uniform(0, day)
         terminal_at = submitted_at + rng.expovariate(1 / 20)
+        submitted_due, terminal_due = timing.sms(country, submitted_at / day)
         if rng.random() < out_of_order_rate:
             terminal_at = submitted_at - rng.uniform(0.001, 1)  # the carrier's report overtakes Submitted
+            submitted_due, terminal_due = timing.overtaken(submitted_due)
         wrapped = rng.random() < wrapped_rate
-        for status, at in ((Status.SUBMITTED, submitted_at), (outcome, terminal_at)):
+        for status, at, due in ((Status.SUBMITTED, submitted_at, submitted_due), (outcome, terminal_at, terminal_due)):
             body = json.dumps(tdr_body(app_id, service_id, sms, status, wrapped=wrapped)).encode()
             content_type = None if wrapped or rng.random() < 0.5 else "application/json"
-            delivery = Delivery(at, "tdr", body, 200, (sms.transaction_id, status.value), country.code, content_type)
+            key = (sms.transaction_id, status.value)
+            delivery = Delivery(at, "tdr", body, 200, key, country.code, content_type, due=due)
             deliveries.append(delivery)
             if rng.random() < repeat_rate:
+                repeat_at = at + rng.uniform(1, 60)
                 deliveries.append(
-                    Delivery(at + rng.uniform(1, 60), "repeat", body, 200, delivery.key, country.code, content_type)
+                    Delivery(repeat_at, "repeat", body, 200, key, country.code, content_type, due=timing.repeat(due))
                 )
     if burst:
-        messages_out, deliveries_out = _outage(burst, burst_country, app_id, service_id, seed, rng, day)
+        messages_out, deliveries_out = _outage(burst, burst_country, app_id, service_id, seed, rng, day, timing)
         messages += messages_out
         deliveries += deliveries_out
     count = malformed if malformed is not None else max(6, len(deliveries) // 100)
-    deliveries += [_malformed(i, rng.uniform(0, day), app_id, rng) for i in range(count)]
+    for index in range(count):
+        at = rng.uniform(0, day)
+        deliveries.append(dataclasses.replace(_malformed(index, at, app_id, rng), due=at / day * timing.seconds))
+    if withhold:
+        messages, deliveries = _withhold(messages, deliveries, withhold, withhold_country, timing.rng)
     deliveries.sort(key=lambda d: d.at)
     return messages, deliveries
 
 
-def _outage(
-    count: int, country_code: str, app_id: str, service_id: str, seed: int, rng: random.Random, day: float
+@dataclass
+class Replay:
+    """When each request of the day is posted, in real seconds from the start of a replay ``seconds`` long."""
+
+    seconds: float
+    rng: random.Random
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0:
+            raise ValueError(f"a replay lasts more than 0 s, not {self.seconds:g}")
+
+    @property
+    def scale(self) -> float:
+        return self.seconds / DEMO_SECONDS
+
+    def delay(self, country: Country) -> float:
+        low, high = country.delay
+        return self.rng.uniform(low * self.scale, high * self.scale)
+
+    def sms(self, country: Country, share_of_day: float) -> tuple[float, float]:
+        """(Submitted, final) due times: submitted in the same share of the time left before the country's
+        slowest receipt must be in, its receipt one carrier delay later."""
+        submitted = share_of_day * (self.seconds - country.delay[1] * self.scale)
+        return submitted, submitted + self.delay(country)
+
+    def overtaken(self, submitted: float) -> tuple[float, float]:
+        """An SMS whose final TDR comes first: its Submitted TDR a moment after it."""
+        return submitted + self.rng.uniform(0.3, 1.0), submitted
+
+    def repeat(self, due: float) -> float:
+        return due + self.rng.uniform(0.2, 2.0) * self.scale
+
+
+def _withhold(
+    messages: list[Sms], deliveries: list[Delivery], count: int, country_code: str, rng: random.Random
 ) -> tuple[list[Sms], list[Delivery]]:
-    """A carrier outage: ``count`` SMS to one country, all Undelivered, submitted within one minute."""
+    """``count`` SMS to one country (all of them if it has fewer) lose their final TDR, repeats included."""
+    candidates = [sms.transaction_id for sms in messages if sms.country.code == country_code]
+    if not candidates:
+        raise ValueError(f"no SMS to {country_code!r} to withhold a final status from")
+    chosen = set(rng.sample(candidates, min(count, len(candidates))))
+    kept = [d for d in deliveries if not (d.key and d.key[0] in chosen and d.key[1] != Status.SUBMITTED.value)]
+    marked = [dataclasses.replace(sms, withheld=True) if sms.transaction_id in chosen else sms for sms in messages]
+    return marked, kept
+
+
+def _outage(
+    count: int,
+    country_code: str,
+    app_id: str,
+    service_id: str,
+    seed: int,
+    rng: random.Random,
+    day: float,
+    timing: Replay,
+) -> tuple[list[Sms], list[Delivery]]:
+    """A carrier outage: ``count`` SMS to one country, all Undelivered, submitted within one minute (2 s of a
+    replay of DEMO_SECONDS)."""
     country = next((c for c in COUNTRIES if c.code == country_code), None)
     if country is None:
         raise ValueError(
             f"{country_code!r} is not one of the simulated countries ({', '.join(c.code for c in COUNTRIES)})"
         )
     start = rng.uniform(0, day - 120)
+    minute = 2.0 * timing.scale
+    start_due = start / day * (timing.seconds - country.delay[1] * timing.scale - minute)
     messages: list[Sms] = []
     deliveries: list[Delivery] = []
     for index in range(count):
@@ -183,10 +269,22 @@ def _outage(
         sms = Sms(f"outage-{seed:02d}-{index:05d}-{rng.getrandbits(24):06x}", country, number, Status.UNDELIVERED)
         messages.append(sms)
         submitted_at = start + rng.uniform(0, 60)
-        for status, at in ((Status.SUBMITTED, submitted_at), (Status.UNDELIVERED, submitted_at + rng.uniform(1, 30))):
+        submitted_due = start_due + (submitted_at - start) / 60 * minute
+        dues = (submitted_due, submitted_due + timing.delay(country))
+        at_and_due = zip((submitted_at, submitted_at + rng.uniform(1, 30)), dues, strict=True)
+        for status, (at, due) in zip((Status.SUBMITTED, Status.UNDELIVERED), at_and_due, strict=True):
             body = json.dumps(tdr_body(app_id, service_id, sms, status, wrapped=False)).encode()
             deliveries.append(
-                Delivery(at, "tdr", body, 200, (sms.transaction_id, status.value), country.code, "application/json")
+                Delivery(
+                    at,
+                    "tdr",
+                    body,
+                    200,
+                    (sms.transaction_id, status.value),
+                    country.code,
+                    "application/json",
+                    due=due,
+                )
             )
     return messages, deliveries
 
@@ -244,6 +342,20 @@ class Sender:
     def send_all(self, deliveries: list[Delivery]) -> list[Outcome]:
         with ThreadPoolExecutor(self._senders) as pool:
             return list(pool.map(self.send, deliveries))
+
+    def send_scheduled(self, deliveries: list[Delivery]) -> list[Outcome]:
+        """Post each delivery when it is due (``due`` seconds after the first is sent), open loop, by at most
+        ``senders`` at once: a delivery waiting for a free sender counts the wait in its latency. The
+        outcomes come back in the order of ``deliveries``."""
+        order = sorted(range(len(deliveries)), key=lambda i: (deliveries[i].due, deliveries[i].at))
+        started = time.monotonic()
+        futures: dict[int, Future[Outcome]] = {}
+        with ThreadPoolExecutor(self._senders) as pool:
+            for index in order:
+                due = started + deliveries[index].due
+                time.sleep(max(0.0, due - time.monotonic()))
+                futures[index] = pool.submit(self.send, deliveries[index], due)
+            return [futures[index].result() for index in range(len(deliveries))]
 
     def send(self, delivery: Delivery, scheduled: float | None = None) -> Outcome:
         """Post one delivery. ``scheduled``: the monotonic time it was due, so that its latency

@@ -3,6 +3,7 @@ to people (one digest per check that found any), and counted in a metric with an
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ metrics = Metrics()
 @cache
 def check() -> NoFinalStatusCheck:
     settings = NoFinalStatusSettings.from_env()
+    offset = timedelta(seconds=settings.clock_offset_seconds)  # 0 deployed: a local-only setting (make demo)
     return NoFinalStatusCheck(
         boto3.client("dynamodb"),
         boto3.client("sns"),
@@ -34,6 +36,7 @@ def check() -> NoFinalStatusCheck:
         deadline_hours=settings.deadline_hours,
         retention_days=settings.retention_days,
         stack_name=settings.stack_name,
+        now=lambda: datetime.now(UTC) + offset,
     )
 
 

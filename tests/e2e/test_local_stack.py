@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import pytest
 
 from local_stack.httpserver import free_port
 from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
-from local_stack.template import ROOT
+from local_stack.stack import LocalStack, StackOptions
+from local_stack.template import ROOT, Template
 from local_stack.traffic import http_post
 from support import tdr
 
@@ -30,13 +32,14 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "devrig"), str(RO
 
 
 def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
-    # Given a small day of traffic through the whole local stack (real processes, real HTTP), with a carrier outage
+    # Given a small day of traffic through the whole local stack (real processes, real HTTP), with a carrier outage,
+    # replayed in 20 s (the carriers' delays scaled with it), 2 SMS to ID whose final status is withheld
     done = subprocess.run(
-        [*LOCAL_STACK, "demo", "--sms", "60", "--burst", "20", "--senders", "4"],
+        [*LOCAL_STACK, "demo", "--sms", "60", "--burst", "20", "--senders", "4", "--seconds", "20"],
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=180,
+        timeout=240,
         check=False,
         cwd=ROOT,
     )
@@ -44,14 +47,70 @@ def test_demo_accounts_for_every_tdr_and_alerts_each_failure_once() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "All accounted for." in done.stdout
     assert "FAIL" not in done.stdout
-    assert "stored in DynamoDB  160" in done.stdout  # (60 + 20 SMS) x (Submitted + terminal)
+    assert "stored in DynamoDB  158" in done.stdout  # (60 + 20 SMS) x (Submitted + terminal), less 2 withheld
     # and people got digests, each failure in exactly one, machines an alert per failure
     assert "carrier outage      20 SMS to VE Undelivered within a minute: 20 alerts" in done.stdout
     assert "ok    every Undelivered/Rejected SMS is in exactly one digest" in done.stdout
     assert "ok    at most 2 digests per batching window" in done.stdout
-    # and it ends with the operators' report: every SMS counted once
+    # and the no-final-status check, run on its schedule at start and then with its clock moved, reported exactly
+    # the withheld SMS once each, in one digest, nothing on its second run, nothing in the failed-SMS digests
+    assert "ok    NoFinalStatusFunction ran on its schedule (rate(1 hour)) as the stack started" in done.stdout
+    assert "reported exactly the 2 SMS whose final status the simulator withheld (ID 2)" in done.stdout
+    assert "ok    one no-final-status digest for people (DigestTopic), counting them by country: 1 digest(s), ID 2" in (
+        done.stdout
+    )
+    assert "ok    a second run reported nothing again: 0 SMS, 0 alerts, 0 digests" in done.stdout
+    assert "ok    NoFinalStatus alerts stayed out of the failed-SMS digests" in done.stdout
+    account = done.stdout.split("  no final status    withheld")[1].split("Checks")[0].splitlines()[1:]
+    assert [line.split() for line in account if line.strip()] == [["ID", "2", "2", "2"], ["all", "2", "2", "2"]]
+    # and it ends with the operators' report (cohort view): every SMS counted once, the withheld ones pending,
+    # the fast carriers' country quicker than the slow one's
+    assert "ok    cinnox-sms report ranks the countries by their carriers' delays" in done.stdout
     report = done.stdout.split("Report (cinnox-sms report")[1]
-    assert [line.split()[:2] for line in report.splitlines() if line.startswith("all ")] == [["all", "80"]]
+    assert "view cohort" in report
+    totals = [line.split() for line in report.splitlines() if line.startswith("all ")]
+    assert [row[:2] for row in totals] == [["all", "80"]]
+    assert totals[0][5] == "2"  # pending
+
+
+def test_the_stack_runs_a_schedulev2_function_on_its_schedule_and_not_when_disabled(tmp_path: Path) -> None:
+    """EventBridge Scheduler User Guide, Schedule types: rate-based schedules (a rate schedule without a StartDate
+    invokes its target at once, then at its rate); AWS::Scheduler::Schedule State DISABLED invokes nothing."""
+    saved = dict(os.environ)
+    lines: list[str] = []
+    try:
+        for hours, every in (("24", 1.0), ("0", 1.0)):
+            options = StackOptions(
+                stack_name=f"schedules-{hours}",
+                log_dir=tmp_path / hours,
+                parameters={"NoFinalStatusHours": hours},
+                schedule_every=every,
+            )
+            stack = LocalStack(Template.load(), options, status=lines.append)
+            try:
+                stack.start()
+                time.sleep(3.5)
+                invocations = stack.hosts["NoFinalStatusFunction"].invocations
+                runs = [run for schedule in stack.schedules for run in schedule.runs]
+            finally:
+                stack.stop()
+            if hours == "24":
+                # Given NoFinalStatusHours 24 (State ENABLED), compressed to every second: it ran at once, then on
+                # its schedule, through the function's own runtime, each run answering the check's figures
+                assert [s.function for s in stack.schedules] == ["NoFinalStatusFunction"]
+                assert 3 <= len(runs) <= 7
+                assert invocations == len(runs)
+                assert all(run.ok and run.result["found"] == 0 for run in runs)
+                assert runs[0].result["hours_checked"] == 48
+                assert "NoFinalStatusFunction: schedule Hourly, rate(1 hour), every 1 s here (first run now)" in lines
+            else:
+                # Given NoFinalStatusHours 0 (State DISABLED): no schedule, never invoked
+                assert stack.schedules == []
+                assert invocations == 0
+                assert "NoFinalStatusFunction: schedule Hourly (rate(1 hour)) is DISABLED" in lines
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 # --- the runtime: functions in their own processes, through awslambdaric ----------
@@ -172,10 +231,15 @@ def test_local_serves_alerts_live_and_stops_cleanly_on_ctrl_c() -> None:
         assert status == 200
         assert json.loads(answer)["result"]["duplicate"] is False
         assert http_post(url, b'{"challenge": "c-live"}', {})[1] == b'{"code":0,"result":{"challenge":"c-live"}}'
-        # Then its alert is printed within seconds
-        alert = printed_lines.get(timeout=10)
+        # Then its alert is printed within seconds, and so is the hourly check's first run, at once as the stack
+        # started (a rate schedule without a StartDate starts at once: EventBridge Scheduler User Guide, Schedule
+        # types: rate-based schedules)
+        after: list[str] = []
+        first_run = "scheduled   NoFinalStatusFunction: 0 SMS with no final status (48 hours checked"
+        while not any("live-0001" in line for line in after) or not any(first_run in line for line in after):
+            after.append(printed_lines.get(timeout=10))
+        alert = next(line for line in after if "live-0001" in line)
         assert "Rejected" in alert
-        assert "live-0001" in alert
     finally:
         # And Ctrl-C unsubscribes and leaves no process behind
         process.send_signal(signal.SIGINT)
@@ -185,4 +249,5 @@ def test_local_serves_alerts_live_and_stops_cleanly_on_ctrl_c() -> None:
             rest += printed_lines.get()
     assert process.returncode == 0
     assert "CinnoxSubscription: SUCCESS" in rest
+    assert "schedule      NoFinalStatusFunction rate(1 hour); NoFinalStatusHours 24" in printed
     assert _processes_using(f"127.0.0.1:{port}") == []

@@ -64,7 +64,9 @@ def test_a_parked_tdr_lands_once_through_the_parked_tdr_functions_queue_mapping(
     assert item["receivedAt"] == {"S": "2026-11-27T13:00:00.123+00:00"}
     # And it was ParkedTdrFunction that landed it: the parking queue's mapping invokes it
     [mapping] = [m for m in stack.queue_mappings if m.queue_arn == stack.provisioned.attrs["ParkingQueue.Arn"]]
-    assert mapping._invoke == stack.hosts["ParkedTdrFunction"].invoke
+    assert isinstance(mapping._invoke, functools.partial)  # the stack's invoke path, to the function's host now
+    assert (mapping._invoke.func, mapping._invoke.args) == (stack.invoke, ("ParkedTdrFunction",))
+    assert stack.hosts["ParkedTdrFunction"].invocations >= 1
     # And the queue is empty: the mapping deleted what the function reported done
     counts = functools.partial(
         sqs.get_queue_attributes,

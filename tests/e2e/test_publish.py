@@ -107,6 +107,7 @@ def test_rehearsal_packages_every_artifact_to_s3_and_stops_moto(tmp_path: Path) 
         "AlertFunction.CodeUri",
         "MetricsFunction.CodeUri",
         "DigestFunction.CodeUri",
+        "NoFinalStatusFunction.CodeUri",
         "SubscriptionFunction.CodeUri",
         "CommonLayer.ContentUri",
         "Metadata.LicenseUrl",

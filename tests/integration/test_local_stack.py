@@ -1,4 +1,5 @@
-"""The local stack's gateway (on loopback, with the template's routes) and its stream mappings against moto."""
+"""The local stack's gateway (on loopback, with the template's routes), its stream mappings against moto, and the
+demo's clock hook for the no-final-status check."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
+from local_stack.demo import CLOCK_OFFSET_VARIABLE
 from local_stack.gateway import HttpApi, Route
 from local_stack.runtime import FunctionError
 from local_stack.streams import MappingConfig, StreamMapping
-from local_stack.template import Template, resolve, stream_filters
+from local_stack.template import Template, load_function_module, resolve, stream_filters
 from local_stack.traffic import http_post
-from support import Post, Stack, tdr
+from support import Post, Stack, stream_records, tdr
 
 # --- the gateway: routes of the template, payload format 2.0 ------------------------
 
@@ -236,3 +239,48 @@ def test_the_windowed_metrics_mapping_keeps_exact_rollups_through_a_failed_batch
                 if status in item:
                     counted[(country, status)] += int(item[status]["N"])
     assert counted == sent
+
+
+# --- the demo's clock hook: NoFinalStatusFunction with its clock moved (local only) --------------------------------
+
+
+def test_the_local_clock_offset_moves_only_the_checks_clock(
+    template: Template,
+    stack: Stack,
+    post: Post,
+    metrics_function: Any,
+    context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `make demo` does: an SMS submitted now, without a final status, is found once the check's clock is
+    NoFinalStatusHours + 1 h ahead (CINNOX_SMS_LOCAL_CLOCK_OFFSET_SECONDS), and not with the real clock; its alert
+    does not reach the digest queue."""
+    # Given an SMS submitted now (its Submitted TDR stored and counted), and another delivered
+    post(tdr(TransactionID="now-pending", Status="Submitted", RecipientCountry="ID"))
+    post(tdr(TransactionID="now-done", Status="Submitted", RecipientCountry="ID"))
+    post(tdr(TransactionID="now-done", Status="Delivered", RecipientCountry="ID"))
+    arn = stack.attrs["TdrTable.StreamArn"]
+    [shard] = boto3.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    event = {"Records": stream_records(stack), "shardId": shard["ShardId"], "state": {}, "window": {}}
+    metrics_function.lambda_handler({**event, "isFinalInvokeForWindow": False}, context)
+    for name, value in stack.environment("NoFinalStatusFunction").items():
+        monkeypatch.setenv(name, value)
+    hours = int(stack.environment("NoFinalStatusFunction")["NO_FINAL_STATUS_HOURS"])
+    module = load_function_module(template, "NoFinalStatusFunction")
+    # When the check runs with the real clock (the template sets no offset), it finds nothing yet
+    module.check.cache_clear()
+    assert module.lambda_handler({}, context)["found"] == 0
+    # When it runs with its clock moved NoFinalStatusHours + 1 h ahead
+    monkeypatch.setenv(CLOCK_OFFSET_VARIABLE, str((hours + 1) * 3600))
+    module.check.cache_clear()
+    moved = module.check()._now() - datetime.now(UTC)
+    assert abs(moved - timedelta(hours=hours + 1)) < timedelta(seconds=5)
+    first, second = module.lambda_handler({}, context), module.lambda_handler({}, context)
+    # Then the SMS with no final status is found once, and not again
+    assert (first["found"], first["published"], first["digests"]) == (1, 1, 1)
+    assert (second["found"], second["digests"]) == (0, 0)
+    # And its NoFinalStatus alert stayed off the failed-SMS digests' queue: the DigestSubscription's FilterPolicy,
+    # provisioned as the local stack provisions it, is applied by moto (SNS Developer Guide, "Amazon SNS
+    # subscription filter policies")
+    waiting = boto3.client("sqs").receive_message(QueueUrl=stack.refs["DigestQueue"], MaxNumberOfMessages=10)
+    assert waiting.get("Messages", []) == []

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Tdr
-from cinnox_sms.nofinal import NO_FINAL_STATUS, DigestNotPublished, NoFinalStatusCheck, due_hours
+from cinnox_sms.nofinal import NO_FINAL_STATUS, CheckResult, DigestNotPublished, NoFinalStatusCheck, due_hours
 from cinnox_sms.settings import NoFinalStatusSettings
 from cinnox_sms_cli.main import main
 from local_stack.template import load_function_module
@@ -53,21 +53,38 @@ def count_stream(metrics_function: ModuleType, stack: Stack, context: LambdaCont
     )
 
 
-def a_check(at: datetime) -> NoFinalStatusCheck:
-    """The check as the function builds it, with its clock at a chosen moment."""
-    settings = NoFinalStatusSettings.from_env()
-    return NoFinalStatusCheck(
-        boto3.client("dynamodb"),
-        boto3.client("sns"),
-        rollup_table=settings.rollup_table_name,
-        tdr_table=settings.tdr_table_name,
-        alert_topic_arn=settings.alert_topic_arn,
-        digest_topic_arn=settings.digest_topic_arn,
-        deadline_hours=settings.deadline_hours,
-        retention_days=settings.retention_days,
-        stack_name=settings.stack_name,
-        now=lambda: at,
-    )
+class ScheduledCheck:
+    """The check as the function builds it, with its clock at a chosen moment, run through the function's
+    handler as its schedule runs it (so the IAM rehearsal judges its calls against its role)."""
+
+    def __init__(self, module: ModuleType, context: LambdaContext, at: datetime) -> None:
+        settings = NoFinalStatusSettings.from_env()
+        self.check = NoFinalStatusCheck(
+            boto3.client("dynamodb"),
+            boto3.client("sns"),
+            rollup_table=settings.rollup_table_name,
+            tdr_table=settings.tdr_table_name,
+            alert_topic_arn=settings.alert_topic_arn,
+            digest_topic_arn=settings.digest_topic_arn,
+            deadline_hours=settings.deadline_hours,
+            retention_days=settings.retention_days,
+            stack_name=settings.stack_name,
+            now=lambda: at,
+        )
+        self._module = module
+        self._context = context
+
+    def run(self) -> CheckResult:
+        self._module.check = lambda: self.check  # type: ignore[attr-defined]
+        return CheckResult(**self._module.lambda_handler({}, self._context))
+
+
+CheckAt = Callable[[datetime], ScheduledCheck]
+
+
+@pytest.fixture
+def check_at(no_final_status: ModuleType, context: LambdaContext) -> CheckAt:
+    return lambda at: ScheduledCheck(no_final_status, context, at)
 
 
 @pytest.fixture
@@ -130,14 +147,15 @@ def test_sms_without_a_final_status_are_reported_once_to_machines_and_people(
     context: LambdaContext,
     alert_inbox: Callable[[], list[dict[str, Any]]],
     digest_inbox: Callable[[], list[dict[str, Any]]],
+    check_at: CheckAt,
 ) -> None:
     # Given SMS in two countries, some with a final status, counted by the metrics function
     pending = two_countries(stack)
     count_stream(metrics_function, stack, context)
     # When the check runs before the deadline, then twice past it
-    before = a_check(HOUR + timedelta(hours=DEADLINE)).run()
+    before = check_at(HOUR + timedelta(hours=DEADLINE)).run()
     past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
-    first, second = a_check(past).run(), a_check(past + timedelta(hours=1)).run()
+    first, second = check_at(past).run(), check_at(past + timedelta(hours=1)).run()
     # Then nothing before the deadline; past it, each SMS without a final status is one alert, for machines
     assert before.found == 0
     alerts = alert_inbox()
@@ -165,18 +183,19 @@ def test_a_final_status_after_the_report_counts_in_the_report_and_is_not_reporte
     context: LambdaContext,
     alert_inbox: Callable[[], list[dict[str, Any]]],
     digest_inbox: Callable[[], list[dict[str, Any]]],
+    check_at: CheckAt,
 ) -> None:
     # Given SMS reported as having no final status
     pending = two_countries(stack)
     count_stream(metrics_function, stack, context)
     past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
-    a_check(past).run()
+    check_at(past).run()
     assert len(alert_inbox()) == len(pending)
     digest_inbox()
     # When one's Delivered TDR arrives a day late, is counted, and the check runs again
     store(stack, "ve-1", "Delivered", "VE", past + timedelta(minutes=30))
     count_stream(metrics_function, stack, context)
-    again = a_check(past + timedelta(hours=1)).run()
+    again = check_at(past + timedelta(hours=1)).run()
     # Then it is not reported again, and nothing else is
     assert again.found == 0
     assert alert_inbox() == []
@@ -225,21 +244,22 @@ def test_an_hour_claimed_by_a_run_that_died_is_not_reported_again(
     context: LambdaContext,
     alert_inbox: Callable[[], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
+    check_at: CheckAt,
 ) -> None:
     # Given SMS past the deadline, and a run that dies after claiming their hour, before SNS answered
     two_countries(stack)
     count_stream(metrics_function, stack, context)
     past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
-    dying = a_check(past)
+    dying = check_at(past)
 
     def die(*_: Any, **__: Any) -> Any:
         raise SystemExit("the execution environment stopped")
 
-    monkeypatch.setattr(dying, "_publish_alerts", die)
+    monkeypatch.setattr(dying.check, "_publish_alerts", die)
     with pytest.raises(SystemExit):
         dying.run()
     # When the next run comes
-    result = a_check(past + timedelta(hours=1)).run()
+    result = check_at(past + timedelta(hours=1)).run()
     # Then the claimed hour is not reported again (at most once), and nothing went out twice
     assert result.found == 0
     assert alert_inbox() == []
@@ -303,29 +323,30 @@ def test_what_sns_refuses_is_counted_never_sent_twice_and_a_refused_digest_comes
     context: LambdaContext,
     alert_inbox: Callable[[], list[dict[str, Any]]],
     digest_inbox: Callable[[], list[dict[str, Any]]],
+    check_at: CheckAt,
 ) -> None:
     # Given SMS past the deadline, and SNS refusing one SMS's alert each time and the first digest
     pending = two_countries(stack)
     count_stream(metrics_function, stack, context)
     past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
     sns = RefusingSns({"hk-2"}, refuse_first_digest=True)
-    check = a_check(past)
-    check._sns = sns  # type: ignore[assignment]
+    scheduled = check_at(past)
+    scheduled.check._sns = sns  # type: ignore[assignment]
     # When the check runs: the digest is refused
     with pytest.raises(DigestNotPublished):
-        check.run()
+        scheduled.run()
     # Then the other alerts went out once; the refused one was tried again, then counted as not published
     assert sorted(json.loads(a["Message"])["transactionId"] for a in alert_inbox()) == sorted(pending - {"hk-2"})
     assert sns.batch_entries == len(pending) + 2  # its two more attempts (PUBLISH_ATTEMPTS)
     assert digest_inbox() == []
     # When the next run comes
-    later = a_check(past + timedelta(hours=1)).run()
+    later = check_at(past + timedelta(hours=1)).run()
     # Then no alert is sent again, and the digest that SNS refused goes out now, once, with every SMS found
     assert alert_inbox() == []
     [digest] = digest_inbox()
     assert digest["total"] == len(pending)
     assert (later.found, later.digests) == (0, 1)
-    assert a_check(past + timedelta(hours=2)).run().digests == 0
+    assert check_at(past + timedelta(hours=2)).run().digests == 0
     assert digest_inbox() == []
 
 
@@ -335,6 +356,7 @@ def test_an_sms_whose_final_status_came_before_its_submitted_tdr_is_not_taken_fo
     stack: Stack,
     context: LambdaContext,
     alert_inbox: Callable[[], list[dict[str, Any]]],
+    check_at: CheckAt,
 ) -> None:
     # Given an SMS whose Delivered TDR was counted before its Submitted TDR was stored, then the Submitted
     store(stack, "ooo-1", "Delivered", "HK", HOUR + timedelta(seconds=10))
@@ -342,7 +364,7 @@ def test_an_sms_whose_final_status_came_before_its_submitted_tdr_is_not_taken_fo
     store(stack, "ooo-1", "Submitted", "HK", HOUR + timedelta(seconds=20))
     count_stream(metrics_function, stack, context)
     # When the check runs past the deadline
-    result = a_check(HOUR + timedelta(hours=DEADLINE + 1, minutes=5)).run()
+    result = check_at(HOUR + timedelta(hours=DEADLINE + 1, minutes=5)).run()
     # Then it paired the early final first, and found nothing to report
     assert (result.paired_early, result.found) == (1, 0)
     assert alert_inbox() == []

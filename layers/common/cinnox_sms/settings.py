@@ -82,3 +82,6 @@ class NoFinalStatusSettings(_FromEnvironment):
     deadline_hours: int = Field(alias="NO_FINAL_STATUS_HOURS", default=24, ge=0)
     retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
     stack_name: str = Field(alias="STACK_NAME", min_length=1)
+    # Local only: `make demo` moves the check's clock forward past the deadline (devrig/local_stack, documented in
+    # docs/local-stack.md) so that it need not wait NoFinalStatusHours. template.yaml never sets it (a test checks).
+    clock_offset_seconds: float = Field(alias="CINNOX_SMS_LOCAL_CLOCK_OFFSET_SECONDS", default=0.0, ge=0)
