@@ -26,17 +26,8 @@ metrics = Metrics()
 def check() -> NoFinalStatusCheck:
     settings = NoFinalStatusSettings.from_env()
     offset = timedelta(seconds=settings.clock_offset_seconds)  # 0 deployed: a local-only setting (make demo)
-    return NoFinalStatusCheck(
-        boto3.client("dynamodb"),
-        boto3.client("sns"),
-        rollup_table=settings.rollup_table_name,
-        tdr_table=settings.tdr_table_name,
-        alert_topic_arn=settings.alert_topic_arn,
-        digest_topic_arn=settings.digest_topic_arn,
-        deadline_hours=settings.deadline_hours,
-        retention_days=settings.retention_days,
-        stack_name=settings.stack_name,
-        now=lambda: datetime.now(UTC) + offset,
+    return NoFinalStatusCheck.from_settings(
+        settings, boto3.client("dynamodb"), boto3.client("sns"), now=lambda: datetime.now(UTC) + offset
     )
 
 

@@ -165,6 +165,28 @@ def alert_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
     return receive
 
 
+@pytest.fixture
+def digest_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
+    """An SQS queue subscribed to the digest topic (raw): each digest's machine message, as a system reads it."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="digest-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(
+        TopicArn=stack.refs["DigestTopic"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+
+    def receive() -> list[dict[str, Any]]:
+        digests: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            digests += [json.loads(m["Body"]) for m in batch]
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            )
+        return digests
+
+    return receive
+
+
 # --- the functions, loaded from the template's CodeUri and Handler --------------------
 
 # What a handler builds once per execution environment: each test starts from its own environment.

@@ -40,28 +40,6 @@ def digest(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, lo
     module.digest_publisher.cache_clear()
 
 
-@pytest.fixture
-def digest_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
-    """An SQS queue subscribed to the digest topic (raw): each digest's machine message, as a system reads it."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="digest-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.refs["DigestTopic"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
-
-    def receive() -> list[dict[str, Any]]:
-        digests: list[dict[str, Any]] = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            digests += [json.loads(m["Body"]) for m in batch]
-            sqs.delete_message_batch(
-                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-            )
-        return digests
-
-    return receive
-
-
 def publish_burst(stack: Stack, count: int, country: str = "VE") -> list[str]:
     """Publish failed-SMS alerts to the alert topic as the alert function does; their transaction IDs."""
     alerts = []

@@ -59,17 +59,8 @@ class ScheduledCheck:
 
     def __init__(self, module: ModuleType, context: LambdaContext, at: datetime) -> None:
         settings = NoFinalStatusSettings.from_env()
-        self.check = NoFinalStatusCheck(
-            boto3.client("dynamodb"),
-            boto3.client("sns"),
-            rollup_table=settings.rollup_table_name,
-            tdr_table=settings.tdr_table_name,
-            alert_topic_arn=settings.alert_topic_arn,
-            digest_topic_arn=settings.digest_topic_arn,
-            deadline_hours=settings.deadline_hours,
-            retention_days=settings.retention_days,
-            stack_name=settings.stack_name,
-            now=lambda: at,
+        self.check = NoFinalStatusCheck.from_settings(
+            settings, boto3.client("dynamodb"), boto3.client("sns"), now=lambda: at
         )
         self._module = module
         self._context = context
@@ -99,26 +90,14 @@ def no_final_status(
     return module
 
 
-@pytest.fixture
-def digest_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
-    """An SQS queue subscribed to the digest topic (raw): what a system reads of each digest."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="digest-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.refs["DigestTopic"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
+PAST = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)  # 07:00's SMS are all past the deadline
 
-    def receive() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            found += [json.loads(m["Body"]) for m in batch]
-            sqs.delete_message_batch(
-                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-            )
-        return found
 
-    return receive
+def counted_past_the_deadline(stack: Stack, metrics_function: ModuleType, context: LambdaContext) -> set[str]:
+    """two_countries' SMS stored and counted by the metrics function: the IDs of those without a final status."""
+    pending = two_countries(stack)
+    count_stream(metrics_function, stack, context)
+    return pending
 
 
 def two_countries(stack: Stack) -> set[str]:
@@ -150,11 +129,10 @@ def test_sms_without_a_final_status_are_reported_once_to_machines_and_people(
     check_at: CheckAt,
 ) -> None:
     # Given SMS in two countries, some with a final status, counted by the metrics function
-    pending = two_countries(stack)
-    count_stream(metrics_function, stack, context)
+    pending = counted_past_the_deadline(stack, metrics_function, context)
     # When the check runs before the deadline, then twice past it
     before = check_at(HOUR + timedelta(hours=DEADLINE)).run()
-    past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
+    past = PAST
     first, second = check_at(past).run(), check_at(past + timedelta(hours=1)).run()
     # Then nothing before the deadline; past it, each SMS without a final status is one alert, for machines
     assert before.found == 0
@@ -186,9 +164,8 @@ def test_a_final_status_after_the_report_counts_in_the_report_and_is_not_reporte
     check_at: CheckAt,
 ) -> None:
     # Given SMS reported as having no final status
-    pending = two_countries(stack)
-    count_stream(metrics_function, stack, context)
-    past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
+    pending = counted_past_the_deadline(stack, metrics_function, context)
+    past = PAST
     check_at(past).run()
     assert len(alert_inbox()) == len(pending)
     digest_inbox()
@@ -247,9 +224,8 @@ def test_an_hour_claimed_by_a_run_that_died_is_not_reported_again(
     check_at: CheckAt,
 ) -> None:
     # Given SMS past the deadline, and a run that dies after claiming their hour, before SNS answered
-    two_countries(stack)
-    count_stream(metrics_function, stack, context)
-    past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
+    counted_past_the_deadline(stack, metrics_function, context)
+    past = PAST
     dying = check_at(past)
 
     def die(*_: Any, **__: Any) -> Any:
@@ -326,9 +302,8 @@ def test_what_sns_refuses_is_counted_never_sent_twice_and_a_refused_digest_comes
     check_at: CheckAt,
 ) -> None:
     # Given SMS past the deadline, and SNS refusing one SMS's alert each time and the first digest
-    pending = two_countries(stack)
-    count_stream(metrics_function, stack, context)
-    past = HOUR + timedelta(hours=DEADLINE + 1, minutes=5)
+    pending = counted_past_the_deadline(stack, metrics_function, context)
+    past = PAST
     sns = RefusingSns({"hk-2"}, refuse_first_digest=True)
     scheduled = check_at(past)
     scheduled.check._sns = sns  # type: ignore[assignment]

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
 
+    from cinnox_sms.settings import NoFinalStatusSettings
+
 NO_FINAL_STATUS = "NoFinalStatus"  # the alert's status attribute, for subscription filter policies
 ACCOUNT_DAY = "#nofinal"  # an account item per cohort hour checked: slot "2026-11-29T07"
 LOOKBACK_HOURS = 48  # hours past the deadline a run still checks: a check stopped this long catches up
@@ -150,6 +152,27 @@ class NoFinalStatusCheck:
         self._retention_days = retention_days
         self._stack = stack_name
         self._now = now
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: NoFinalStatusSettings,
+        dynamodb: DynamoDBClient,
+        sns: SNSClient,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> NoFinalStatusCheck:
+        return cls(
+            dynamodb,
+            sns,
+            rollup_table=settings.rollup_table_name,
+            tdr_table=settings.tdr_table_name,
+            alert_topic_arn=settings.alert_topic_arn,
+            digest_topic_arn=settings.digest_topic_arn,
+            deadline_hours=settings.deadline_hours,
+            retention_days=settings.retention_days,
+            stack_name=settings.stack_name,
+            now=now,
+        )
 
     def run(self) -> CheckResult:
         if self._deadline <= 0:
