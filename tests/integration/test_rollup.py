@@ -660,3 +660,19 @@ def test_a_submitted_tdr_stored_while_its_final_is_kept_early_fails_the_batch_an
     # Then it is paired with its Submitted TDR, once, and nothing is kept early
     assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "cohortDelivered")] == 1
     assert boto3.client("dynamodb").get_item(TableName=rollup_table, Key=early_key("txn-race")).get("Item") is None
+
+
+def test_a_batch_of_the_longest_transaction_ids_is_counted_within_dynamodbs_size_limits(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    """DynamoDB Developer Guide, "Quotas": an item is at most 400 KB, a TransactWriteItems at most 4 MB."""
+    # Given 400 SMS submitted to one country, each ID the longest the webhook takes (256 characters, 1 KB)
+    ids = [f"{i:04d}" + "𝄞" * 252 for i in range(400)]
+    for tid in ids:
+        store_as(stack, tid, "Submitted", "VE", HOUR)
+    # When the metrics function counts them in one batch
+    metrics_function.lambda_handler(window_event(stream_records(stack), shard_of(stack)), context)
+    # Then all are counted and listed (the lists cut under DynamoDB's limits, which moto enforces too)
+    assert rollups(rollup_table)[("2026-11-29", "07#VE", "Submitted")] == 400
+    submitted, _ = sms_lists(rollup_table)
+    assert submitted["2026-11-29 07#VE"] == set(ids)

@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
-from cinnox_sms.rollup import (
+from cinnox_sms.rollup import (  # sizes as the planner reckons them
+    MAX_LIST_ITEM_BYTES,
     MAX_TRANSACTION_ACTIONS,
+    MAX_TRANSACTION_LIST_BYTES,
     CountedRecord,
     RollupKey,
     Submission,
+    _entries_bytes,
+    _list_item_bytes,
     counted_record,
     fresh_records,
     iso,
@@ -286,3 +290,17 @@ def test_list_items_cost_their_size_in_write_units() -> None:
     transactions = plan(records)
     # Then the list item costs 6 units (3 KB), the rollup item 2, the watermark 2
     assert write_units(transactions) == 6 + 2 + 2
+
+
+def test_long_transaction_ids_cut_list_items_under_the_item_size_limit() -> None:
+    """DynamoDB Developer Guide, "Quotas": an item is at most 400 KB, a TransactWriteItems at most 4 MB."""
+    # Given 1,000 SMS to one country in one hour, each with a 256-character ID of 4-byte characters (1 KB)
+    records = [sms_record(i + 1, f"{i:04d}" + "𝄞" * 252, Status.SUBMITTED, HOUR) for i in range(1000)]
+    # When planned
+    transactions = plan(records)
+    # Then every list item stays under the cap, every transaction's lists under theirs, and every SMS is listed
+    sizes = [_list_item_bytes(key, sms) for t in transactions for key, sms in t.lists.items()]
+    assert max(sizes) <= MAX_LIST_ITEM_BYTES + 1024
+    assert all(sum(_entries_bytes(s) for s in t.lists.values()) <= MAX_TRANSACTION_LIST_BYTES for t in transactions)
+    assert sum(len(s.submitted) for t in transactions for s in t.lists.values()) == 1000
+    assert len(transactions) == 8  # 125 entries of 1,042 bytes to a 128 KB list: 1,000 in 8

@@ -162,6 +162,10 @@ def iso(moment: datetime) -> str:
 MAX_TRANSACTION_ACTIONS = 100  # DynamoDB API Reference, TransactWriteItems: "up to 100 action requests"
 MAX_ROLLUPS_PER_TRANSACTION = MAX_TRANSACTION_ACTIONS - 1  # one action is the watermark's
 MAX_BATCH_GET_KEYS = 100  # DynamoDB API Reference, BatchGetItem: "up to 100 items"
+# DynamoDB Developer Guide, "Quotas": an item is at most 400 KB, and a TransactWriteItems at most 4 MB of
+# items in all; an SMS list item is kept well under the one, a transaction's lists under the other.
+MAX_LIST_ITEM_BYTES = 128 * 1024
+MAX_TRANSACTION_LIST_BYTES = 2 * 1024 * 1024
 SMS_LIST_DAYS = 35  # `cinnox-sms pending` lists the SMS sent in the last 35 days; counts are kept as long as TDRs
 EARLY_TTL = timedelta(days=3)  # an early final whose Submitted TDR has not come in 3 days is let go
 WATERMARK_TTL = timedelta(days=2)  # a stream keeps records 24 hours: a watermark older than that guards nothing
@@ -426,13 +430,24 @@ class _Planner:
         self._max = max_actions
         self.done: list[Transaction] = []
         self._open = Transaction({}, "", 0)
+        self._list_bytes: dict[RollupKey, int] = {}  # the open transaction's SMS list entries, by list item
+
+    def _too_large(self, lists: Mapping[RollupKey, SmsList]) -> bool:
+        """Whether these entries would take a list item past MAX_LIST_ITEM_BYTES, or the transaction's lists
+        past MAX_TRANSACTION_LIST_BYTES (transaction IDs are up to 1 KB each: a batch of long ones is cut)."""
+        grown = {key: self._list_bytes.get(key, 0) + _entries_bytes(sms) for key, sms in lists.items()}
+        total = sum(self._list_bytes.values()) + sum(_entries_bytes(sms) for sms in lists.values())
+        return any(size > MAX_LIST_ITEM_BYTES for size in grown.values()) or total > MAX_TRANSACTION_LIST_BYTES
 
     def add(self, record: CountedRecord) -> None:
         effects = self._effects(record)
-        if self._grown(effects) > self._max and self._open.records:
+        if self._open.records and (self._grown(effects) > self._max or self._too_large(effects[1])):
             self.done.append(self._open)
             self._open = Transaction({}, "", 0)
+            self._list_bytes = {}
         counts, lists, early = effects
+        for key, sms in lists.items():
+            self._list_bytes[key] = self._list_bytes.get(key, 0) + _entries_bytes(sms)
         for key, attributes in counts.items():
             per_key = self._open.counts.setdefault(key, {})
             for attribute, n in attributes.items():
@@ -523,6 +538,12 @@ def _list_item_bytes(key: RollupKey, sms: SmsList) -> int:
             size += len(name) + _MAP_BYTES
             size += sum(_text_bytes(tid) + _text_bytes(value) + 1 for tid, value in entries.items())
     return size
+
+
+def _entries_bytes(sms: SmsList) -> int:
+    """The bytes a list's entries take in its item: per entry its name, its value and 1 byte."""
+    entries = [*sms.submitted.items(), *sms.finals.items()]
+    return sum(_text_bytes(tid) + _text_bytes(value) + 1 for tid, value in entries)
 
 
 def _early_item_bytes(transaction_id: str) -> int:
