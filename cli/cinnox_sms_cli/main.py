@@ -27,6 +27,7 @@ from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.query import SmsStatus, sms_status
+from cinnox_sms.rollup import TTF_BUCKETS
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli import pending
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
@@ -103,8 +104,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         "far, pending = the rest. The arrival view counts each TDR in the hour it was received: "
         "delivered/undelivered/rejected = TDRs of that status received in the period (a late one in its own hour, "
         "whenever its SMS was sent), pending = sent less those three (never below 0). p50_est and p90_est are of the "
-        "SMS sent in the period in either view, estimated from time buckets (10s 30s 1m 5m 30m 2h 12h; above the "
-        "last: >12h).",
+        "SMS sent in the period in either view, estimated from time buckets "
+        f"({' '.join(label for _, label in TTF_BUCKETS[:-1])}; above the last: >{TTF_BUCKETS[-2][1]}).",
     )
     _period_options(report)
     report.add_argument(

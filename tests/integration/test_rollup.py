@@ -469,7 +469,7 @@ def store_sms_day(stack: Stack) -> None:
     (out of order, same batch), one with no final status, one across midnight, two countries."""
     plan = [
         ("a", "Submitted", "HK", HOUR),
-        ("a", "Delivered", "HK", HOUR + timedelta(seconds=4)),  # <= 10 s
+        ("a", "Delivered", "HK", HOUR + timedelta(seconds=4)),  # 2 to 5 s
         ("b", "Submitted", "HK", HOUR + timedelta(minutes=10)),
         ("c", "Submitted", "VE", HOUR + timedelta(minutes=20)),
         ("b", "Delivered", "HK", HOUR + timedelta(minutes=13)),  # 3 min: <= 5 m
@@ -545,9 +545,9 @@ def test_final_statuses_count_against_their_sms_cohort_with_their_time(
     metrics_function.lambda_handler(window_event(records, shard_of(stack)), context)
     # Then each final status counts once against the hour and country its SMS was submitted in, in its bucket
     assert cohort_rollups(rollup_table) == cohort_from_items(stack)
-    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#10s")] == 1
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#5s")] == 1
     assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#5m")] == 1
-    assert cohort_rollups(rollup_table)[("2026-11-29", "07#VE", "ttfUndelivered#10s")] == 1  # out of order: 0 s
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#VE", "ttfUndelivered#2s")] == 1  # out of order: 0 s
     assert cohort_rollups(rollup_table)[("2026-11-29", "07#VE", "ttfRejected#12h")] == 1
     assert cohort_rollups(rollup_table)[("2026-11-29", "23#VE", "cohortDelivered")] == 1  # sent before midnight
     # And the arrival view is as before
@@ -612,7 +612,7 @@ def test_a_final_status_before_its_submitted_tdr_is_stored_is_paired_once_later(
     # Then the SMS counts once in its cohort (a final before its Submitted takes 0 s), and the early item is gone
     assert paired == [1, 0]
     assert cohort_rollups(rollup_table) == cohort_from_items(stack)
-    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#10s")] == 1
+    assert cohort_rollups(rollup_table)[("2026-11-29", "07#HK", "ttfDelivered#2s")] == 1
     assert boto3.client("dynamodb").get_item(TableName=rollup_table, Key=early_key("txn-late")).get("Item") is None
     submitted, finals = sms_lists(rollup_table)
     assert submitted["2026-11-29 07#HK"] == finals["2026-11-29 07#HK"] == {"txn-late"}

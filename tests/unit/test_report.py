@@ -166,8 +166,9 @@ def test_the_cohort_view_counts_what_became_of_each_hours_sms_in_that_hour() -> 
 @pytest.mark.parametrize(
     ("buckets", "q", "expected"),
     [
-        ({"10s": 1}, 0.5, 5.0),  # halfway into the first bucket, from 0 s
-        ({"10s": 10}, 0.9, 9.0),
+        ({"2s": 1}, 0.5, 1.0),  # halfway into the first bucket, from 0 s
+        ({"2s": 10}, 0.9, 1.8),
+        ({"10s": 1}, 0.5, 7.5),  # halfway into 5-10 s: a bucket starts at the bound before it
         ({"10s": 5, "30s": 5}, 0.5, 10.0),  # the fifth of ten: the first bucket's top
         ({"10s": 5, "30s": 5}, 0.9, 26.0),  # the ninth: 4 of 5 into 10-30 s
         ({"1m": 2, "5m": 2}, 0.5, 60.0),
@@ -175,7 +176,7 @@ def test_the_cohort_view_counts_what_became_of_each_hours_sms_in_that_hour() -> 
         ({"2h": 1, "12h": 1}, 1.0, 43200.0),
         ({"10s": 1, "more": 9}, 0.5, math.inf),  # in the open bucket: only known to be above 12h
         ({"10s": 9, "more": 1}, 0.9, 10.0),
-        ({"10s": 3, "unknown": 100}, 0.5, 5.0),  # a label not in TTF_BUCKETS is not counted
+        ({"10s": 3, "unknown": 100}, 0.5, 7.5),  # a label not in TTF_BUCKETS is not counted
         ({}, 0.5, None),  # no delivered SMS: no estimate
         ({"10s": 0, "more": 0}, 0.9, None),
     ],
@@ -241,9 +242,9 @@ def test_table_names_the_period_the_view_and_the_estimates_first_and_the_bucket_
     text = render(_LINES, "table", _PERIOD, "day", "cohort").splitlines()
     assert text[0] == "period 2026-11-28T07:00Z to 2026-11-29T08:00Z (25 h, UTC, end excluded)"
     assert text[1] == "view cohort: the SMS sent in the period, each under its final status so far"
-    assert text[2] == f"{_ESTIMATES} (bounds 10s 30s 1m 5m 30m 2h 12h)"
+    assert text[2] == f"{_ESTIMATES} (bounds 2s 5s 10s 30s 1m 5m 30m 2h 12h)"
     assert text[3].split() == ["day", *_HEADER]
-    # p50: the first of two, at the top of 0-10 s; p90: 1.8 of two, 80 % into 30 s-1 m
+    # p50: the first of two, at the top of 5-10 s; p90: 1.8 of two, 80 % into 30 s-1 m
     assert text[4].split() == ["2026-11-29", "HK", "3", "2", "1", "0", "0", "66.7%", "10s", "54s"]
     # Without --by the columns are the same but the bucket; the arrival view says so
     plain = render(by_country([_count(29, 6, "HK", Submitted=1)]), "table", _PERIOD, view="arrival").splitlines()
@@ -356,4 +357,4 @@ def test_report_help_names_both_views_and_the_estimates(capsys: pytest.CaptureFi
     text = " ".join(capsys.readouterr().out.split())
     assert "--view {cohort,arrival}" in text
     assert "The cohort view (default)" in text
-    assert "estimated from time buckets (10s 30s 1m 5m 30m 2h 12h; above the last: >12h)" in text
+    assert "estimated from time buckets (2s 5s 10s 30s 1m 5m 30m 2h 12h; above the last: >12h)" in text
