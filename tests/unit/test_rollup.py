@@ -22,6 +22,7 @@ from cinnox_sms.rollup import (  # sizes as the planner reckons them
     iso,
     padded,
     plan,
+    read_submissions,
     ttf_label,
     watermark_key,
     write_units,
@@ -304,3 +305,37 @@ def test_long_transaction_ids_cut_list_items_under_the_item_size_limit() -> None
     assert all(sum(_entries_bytes(s) for s in t.lists.values()) <= MAX_TRANSACTION_LIST_BYTES for t in transactions)
     assert sum(len(s.submitted) for t in transactions for s in t.lists.values()) == 1000
     assert len(transactions) == 8  # 125 entries of 1,042 bytes to a 128 KB list: 1,000 in 8
+
+
+class _BatchGets:
+    """A BatchGetItem that answers from a dict of Submitted TDRs, leaving the first call's last key unprocessed."""
+
+    def __init__(self, stored: dict[str, str]) -> None:
+        self.stored = stored
+        self.calls: list[int] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        [(table, request)] = RequestItems.items()
+        keys = request["Keys"]
+        self.calls.append(len(keys))
+        held = keys[-1:] if len(self.calls) == 1 else []
+        found = [
+            {"transactionId": k["transactionId"], "receivedAt": {"S": self.stored[k["transactionId"]["S"]]}}
+            for k in keys
+            if k not in held and k["transactionId"]["S"] in self.stored
+        ]
+        return {"Responses": {table: found}, "UnprocessedKeys": {table: {"Keys": held}} if held else {}}
+
+
+def test_submitted_tdrs_are_read_100_keys_a_call_and_unprocessed_keys_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB API Reference, BatchGetItem: at most 100 keys a call; UnprocessedKeys are to be asked again."""
+    # Given 250 final statuses' SMS, 240 of them with a stored Submitted TDR
+    monkeypatch.setattr("cinnox_sms.rollup.time.sleep", lambda _: None)
+    stored = {f"t{i}": iso(HOUR) for i in range(240)}
+    client = _BatchGets(stored)
+    # When their Submitted TDRs are read
+    found = read_submissions(client, "tdrs", [f"t{i}" for i in range(250)], consistent=False)  # type: ignore[arg-type]
+    # Then in calls of at most 100 keys, the unprocessed one asked again, and every stored one found
+    assert client.calls == [100, 1, 100, 50]
+    assert set(found) == set(stored)
+    assert found["t0"] == Submission(HOUR, None)
