@@ -408,7 +408,7 @@ def batch_get_answer(submissions: Mapping[str, Submission]) -> Callable[[Any], b
             for table, asked in json.loads(body)["RequestItems"].items():
                 for key in asked["Keys"]:
                     submission = submissions.get(key["transactionId"]["S"])
-                    if submission is not None:
+                    if submission is not None and submission.received_at is not None:
                         found.setdefault(table, []).append(
                             {
                                 "transactionId": key["transactionId"],

@@ -49,6 +49,22 @@ def test_stored_tdrs_are_counted_by_status_once_per_batch(
     )
 
 
+def test_a_replayed_batch_emits_no_count_again(
+    metrics_function: ModuleType, post: Post, stack: Stack, context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: metrics are emitted for what was committed, not for what was seen."""
+    # Given a batch counted
+    for status in ("Submitted", "Delivered"):
+        post(tdr(Status=status))
+    event = {"Records": stream_records(stack), "shardId": "shard-1"}
+    metrics_function.lambda_handler(event, context)
+    capsys.readouterr()
+    # When Lambda delivers it again (a retry after a timeout, a replay)
+    metrics_function.lambda_handler(event, context)
+    # Then the rollups skip it, and so do the metrics: nothing is counted twice in CloudWatch either
+    assert values(emf(capsys.readouterr().out)) == dict.fromkeys(names.STORED.values(), 0)
+
+
 def test_a_stored_tdr_emits_no_metric_line(post: Post, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert post(tdr()).status == 200

@@ -676,3 +676,40 @@ def test_a_batch_of_the_longest_transaction_ids_is_counted_within_dynamodbs_size
     assert rollups(rollup_table)[("2026-11-29", "07#VE", "Submitted")] == 400
     submitted, _ = sms_lists(rollup_table)
     assert submitted["2026-11-29 07#VE"] == set(ids)
+
+
+def store_item(stack: Stack, **attributes: str) -> None:
+    """An item put by hand (not through the webhook): whatever its attributes say."""
+    item = {name: {"S": value} for name, value in attributes.items()}
+    boto3.client("dynamodb").put_item(TableName=stack.table_name, Item=item)
+
+
+def test_items_no_key_can_hold_are_counted_under_a_fallback_and_stall_nothing(
+    metrics_function: ModuleType, stack: Stack, rollup_table: str, context: LambdaContext
+) -> None:
+    """Issue 19: a record that can never be counted as it is (a time out of range, a country too long for a
+    sort key: DynamoDB Developer Guide, "Quotas", 1,024 bytes) is counted under a fallback, never retried."""
+    # Given hand-edited items: receivedAt in the year 9999, a 2 KB country, a 1.5 KB transaction ID,
+    # and an SMS whose Submitted TDR has a receivedAt out of range, with its Delivered TDR
+    store_item(stack, transactionId="odd-1", status="Undelivered", receivedAt="9999-12-31T23:30:00+00:00")
+    store_item(
+        stack, transactionId="odd-2", status="Rejected", recipientCountry="X" * 2048, receivedAt=HOUR.isoformat()
+    )
+    store_item(stack, transactionId="L" * 1536, status="Delivered", recipientCountry="HK", receivedAt=HOUR.isoformat())
+    store_item(
+        stack, transactionId="odd-4", status="Submitted", recipientCountry="HK", receivedAt="0001-01-01T00:00:00"
+    )
+    store_item(stack, transactionId="odd-4", status="Delivered", recipientCountry="HK", receivedAt=HOUR.isoformat())
+    records = stream_records(stack)
+    # When the metrics function counts them
+    metrics_function.lambda_handler(window_event(records, shard_of(stack)), context)
+    # Then the batch succeeds and each is counted once: the country as "??", the time as the stream record's
+    counted = rollups(rollup_table)
+    assert sum(counted.values()) == len(records) == 5
+    assert counted[("2026-11-29", "07#??", "Rejected")] == 1
+    assert counted[("2026-11-29", "07#HK", "Delivered")] == 2
+    # And nothing waits for a Submitted TDR that is stored (odd-4) or cannot be keyed (the long ID): only odd-2,
+    # whose Submitted TDR never came, is kept for it
+    items = boto3.client("dynamodb").scan(TableName=rollup_table)["Items"]
+    assert [i[SLOT]["S"] for i in items if i[DAY]["S"] == "#early"] == ["odd-2"]
+    assert cohort_rollups(rollup_table) == Counter()

@@ -471,3 +471,17 @@ def test_the_local_stack_refuses_an_sqs_subscription_its_queue_policy_does_not_a
     del body["Resources"]["DigestQueuePolicy"]
     with pytest.raises(SubscriptionPolicyError):
         check_sqs_subscriptions(Template(body))
+
+
+def test_a_time_out_of_range_does_not_fail_the_digest() -> None:
+    """Issue 19: one odd item (a hand edit) must not send a whole digest batch to the dead-letter queue."""
+    # Given an alert whose receivedAt is in the year 9999, and one as the webhook writes it
+    odd = {"transactionId": "odd", "status": "Undelivered", "receivedAt": "9999-12-31T23:59:30.000+00:00"}
+    fine = {"transactionId": "ok", "status": "Rejected", "receivedAt": "2026-11-30T08:00:10.000+00:00"}
+    records = [{"body": json.dumps(record), "attributes": {"SentTimestamp": "1796025600000"}} for record in (odd, fine)]
+    # When the batch becomes a digest
+    [digest] = digests(records, "prod-sms")
+    # Then both are in it, and its window is the one time that reads
+    assert digest.failed == 2
+    assert digest.window_end.year == 2026
+    assert "9999" not in digest.report_command()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cinnox_sms.item import StoredTdr
+from cinnox_sms.moments import received_moment
 from cinnox_sms.status import FAILURE_STATUSES
 
 if TYPE_CHECKING:
@@ -281,13 +282,8 @@ def _subject(text: str) -> str:
 
 
 def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    # Out of range (a hand edit) reads as unknown: the digest's window is then when SQS got the alert.
+    return received_moment(text)
 
 
 def _sent_at(record: Mapping[str, Any]) -> datetime | None:

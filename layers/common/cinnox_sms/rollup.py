@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from cinnox_sms.moments import received_moment
 from cinnox_sms.status import Status
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ SUBMITTED_LIST = "submitted"
 FINALS_LIST = "finals"
 EARLY_COUNTRY = "country"
 UNKNOWN_COUNTRY = "??"
+MAX_COUNTRY_CHARACTERS = 8  # ISO 3166 codes have 2 or 3; room for what a carrier may send instead
+MAX_KEY_BYTES = 1024  # DynamoDB Developer Guide, "Quotas": a sort key value is at most 1,024 bytes
 COUNT_ATTRIBUTES = {status: status.value for status in Status}  # Status -> number attribute (arrival view)
 FINAL_STATUSES = (Status.DELIVERED, Status.UNDELIVERED, Status.REJECTED)
 COHORT_ATTRIBUTES = {status: f"cohort{status.value}" for status in FINAL_STATUSES}  # cohort view
@@ -104,7 +107,7 @@ class RollupKey:
     @classmethod
     def of(cls, received_at: datetime, country: str | None) -> RollupKey:
         hour = received_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        return cls(hour, (country or UNKNOWN_COUNTRY).upper())
+        return cls(hour, country_code(country))
 
     @property
     def day(self) -> str:
@@ -125,6 +128,16 @@ class RollupKey:
     def from_item(cls, day: str, slot: str) -> RollupKey:
         hour, _, country = slot.partition("#")
         return cls(datetime.strptime(day, "%Y-%m-%d").replace(hour=int(hour), tzinfo=UTC), country)
+
+
+def country_code(country: str | None) -> str:
+    """A recipient country as the rollups key it: upper case; one that is no country code (empty, over
+    MAX_COUNTRY_CHARACTERS, or other than letters and digits: "#" would split the slot) counts as "??",
+    so that no sender's text can make a key DynamoDB refuses (a sort key is at most 1,024 bytes)."""
+    code = (country or "").strip().upper()
+    if not code or len(code) > MAX_COUNTRY_CHARACTERS or not (code.isascii() and code.isalnum()):
+        return UNKNOWN_COUNTRY
+    return code
 
 
 def slot_range(first_hour: int, last_hour: int) -> tuple[str, str]:
@@ -237,17 +250,14 @@ def counted_record(
     stamped = when
     if when is None:
         when = datetime.fromtimestamp(created_at, UTC) if created_at is not None else datetime.now(UTC)
+    if transaction_id is not None and len(transaction_id.encode()) > MAX_KEY_BYTES:
+        transaction_id = None  # too long for an early item's key (a hand edit: the webhook takes 256 characters)
     return CountedRecord(padded(sequence_number), RollupKey.of(when, country), status, transaction_id, stamped)
 
 
 def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+    # Out of range (a hand edit): no time to count or pair by, so the stream record's is used.
+    return received_moment(text)
 
 
 def fresh_records(records: Iterable[CountedRecord], watermark: str | None) -> list[CountedRecord]:
@@ -258,13 +268,16 @@ def fresh_records(records: Iterable[CountedRecord], watermark: str | None) -> li
 
 @dataclass(frozen=True)
 class Submission:
-    """An SMS's Submitted TDR as stored: when it was received, and to which country (its cohort)."""
+    """An SMS's Submitted TDR as stored: when it was received, and to which country (its cohort). Without a
+    usable receivedAt (a hand edit) it is stored but has no cohort: its final statuses count on arrival only."""
 
-    received_at: datetime
+    received_at: datetime | None
     country: str | None
 
     @property
     def key(self) -> RollupKey:
+        if self.received_at is None:
+            raise ValueError("a Submitted TDR without a usable receivedAt has no cohort")
         return RollupKey.of(self.received_at, self.country)
 
 
@@ -496,6 +509,8 @@ class _Planner:
         if submission is None:
             early[tid] = EarlyFinal({record.status: iso(at)}, record.key.country)
             return counts, lists, early
+        if submission.received_at is None:
+            return counts, lists, early  # stored, but no cohort to count it in: the arrival view only
         cohort = submission.key
         seconds = (at - submission.received_at).total_seconds()
         per_key = counts.setdefault(cohort, {})
@@ -600,6 +615,7 @@ class Applied:
     transactions: int
     paired: int = 0
     early: int = 0
+    statuses: dict[Status, int] = field(default_factory=dict)  # of the records counted now: what metrics tell
 
 
 class RollupWriter:
@@ -668,7 +684,10 @@ class RollupWriter:
                 raise
             previous = transaction.last_sequence_number
         early = sum(len(t.early) for t in transactions)
-        return Applied(len(fresh), len(records) - len(fresh), len(transactions), len(finals) - early, early)
+        statuses: dict[Status, int] = {}
+        for record in fresh:
+            statuses[record.status] = statuses.get(record.status, 0) + 1
+        return Applied(len(fresh), len(records) - len(fresh), len(transactions), len(finals) - early, early, statuses)
 
 
 def read_submissions(
@@ -691,9 +710,9 @@ def read_submissions(
                 }
             )
             for item in answer.get("Responses", {}).get(tdr_table, []):
+                # Found, with or without a usable time: a stored Submitted TDR is never kept waiting for.
                 when = _moment(item.get(TDR_RECEIVED_AT, {}).get("S"))
-                if when is not None:
-                    found[item[TDR_ID]["S"]] = Submission(when, item.get(TDR_COUNTRY, {}).get("S"))
+                found[item[TDR_ID]["S"]] = Submission(when, item.get(TDR_COUNTRY, {}).get("S"))
             unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys") or {})
             keys = list((unprocessed.get(tdr_table) or {}).get("Keys") or [])
             if not keys:
@@ -741,11 +760,12 @@ def read_early(client: DynamoDBClient, table: str) -> list[Early]:
 def early_pairing(table: str, early: Early, submission: Submission, retention_days: int) -> list[dict[str, Any]]:
     """The TransactItems that count an early SMS's final statuses against its cohort and delete its early
     item, only as it was read (a final status kept meanwhile waits for the next pairing)."""
-    key = submission.key
+    key = submission.key  # raises for a Submitted TDR without a usable receivedAt (pair_early skips those)
+    sent = submission.received_at or key.hour
     counts: dict[str, int] = {}
     for status, at in early.statuses.items():
-        when = _moment(at) or submission.received_at
-        for attribute, n in pair_counts(status, (when - submission.received_at).total_seconds()).items():
+        when = _moment(at) or sent
+        for attribute, n in pair_counts(status, (when - sent).total_seconds()).items():
             counts[attribute] = counts.get(attribute, 0) + n
     suffix = "early-" + hashlib.sha256(early.transaction_id.encode()).hexdigest()[:16]
     finals = SmsList(finals=dict.fromkeys([early.transaction_id], ",".join(sorted(early.statuses))))
@@ -782,8 +802,8 @@ def pair_early(client: DynamoDBClient, table: str, tdr_table: str, retention_day
     paired = 0
     for item in early:
         submission = submissions.get(item.transaction_id)
-        if submission is None:
-            continue  # still no Submitted TDR: kept until it comes, or expires
+        if submission is None or submission.received_at is None:
+            continue  # still no Submitted TDR (kept until it comes, or expires), or one with no cohort
         try:
             client.transact_write_items(TransactItems=early_pairing(table, item, submission, retention_days))  # type: ignore[arg-type]
         except client.exceptions.TransactionCanceledException:
