@@ -145,7 +145,12 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     redrive.add_argument("--parking-queue-url", help="the parking queue (without --stack)")
     redrive.add_argument("--failure-queue-url", help="the alert failure queue (without --stack)")
     redrive.add_argument("--topic-arn", help="the alert topic (without --stack)")
-    redrive.add_argument("--retention-days", type=int, default=400, help="TTL of written TDRs (default 400)")
+    redrive.add_argument(
+        "--retention-days",
+        type=int,
+        help="days a written TDR is kept (its TTL): with --stack, the stack's TdrRetentionDays; without, 400 "
+        "(the template's default)",
+    )
     _aws_options(redrive)
     hooks = commands.add_parser(
         "subscription",
@@ -251,9 +256,13 @@ def run_redrive(session: boto3.Session, args: argparse.Namespace, table: str, dy
 
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     done = Redriven()
-    redrive_parked(
-        sqs, where("parking_queue_url", "ParkingQueueUrl"), TdrStore(dynamodb, table, args.retention_days), done
-    )
+    # A parked TDR is written with the TTL the webhook would have given it: the stack's, not a guess.
+    retention = args.retention_days
+    if retention is None:
+        retention = (
+            int(stack_parameter(session, args.endpoint_url, args.stack, "TdrRetentionDays")) if args.stack else 400
+        )
+    redrive_parked(sqs, where("parking_queue_url", "ParkingQueueUrl"), TdrStore(dynamodb, table, retention), done)
     publisher = AlertPublisher(
         session.client("sns", endpoint_url=args.endpoint_url), where("topic_arn", "AlertTopicArn")
     )
@@ -318,6 +327,15 @@ def hide_url_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [hide_url_secrets(v) for v in value]
     return value
+
+
+def stack_parameter(session: boto3.Session, endpoint_url: str | None, stack: str, name: str) -> str:
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    for parameter in described.get("Parameters", []):
+        if parameter["ParameterKey"] == name:
+            return str(parameter.get("ParameterValue", ""))
+    raise LookupError(f"stack {stack} has no parameter {name}")
 
 
 def stack_output(session: boto3.Session, endpoint_url: str | None, stack: str, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,35 @@ def test_redrive_writes_parked_tdrs_once(
     assert "parked TDRs written: 1 (already stored: 1)" in printed
     assert "parked TDRs written: 0 (already stored: 0)" in again
     assert sms_status(boto3.client("dynamodb"), stack.table_name, "park-1") is not None
+
+
+def test_redrive_with_a_stack_writes_parked_tdrs_with_the_stacks_retention(
+    webhook: ModuleType, post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: a redriven TDR keeps the stack's TdrRetentionDays, as the webhook would have written it."""
+    # Given a TDR parked during an outage, and a stack deployed with TdrRetentionDays 30
+    client = webhook.webhook_service()._store._client
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", "ThrottlingException")
+        post(tdr(TransactionID="park-30"))
+    described = _described(
+        {
+            "TdrTableName": stack.table_name,
+            "ParkingQueueUrl": stack.refs["ParkingQueue"],
+            "AlertFailureQueueUrl": stack.refs["AlertFailureQueue"],
+            "AlertTopicArn": stack.refs["AlertTopic"],
+        }
+    )
+    described["Stacks"][0]["Parameters"] = [{"ParameterKey": "TdrRetentionDays", "ParameterValue": "30"}]
+    session = _StubbedCloudFormation([described] * 6)
+    # When redrive runs with --stack
+    assert main(["redrive", "--stack", "cinnox-sms"], session=session) == 0
+    # Then the TDR is written to expire 30 days from now, not 400
+    found = sms_status(boto3.client("dynamodb"), stack.table_name, "park-30")
+    assert found is not None
+    expires_at = found.history[0].stored.expires_at
+    assert expires_at is not None
+    assert abs(expires_at - (time.time() + 30 * 86400)) < 3600
 
 
 def test_redrive_publishes_alerts_whose_batch_failed(
