@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.stub import Stubber
 
+from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.model import Status
 from cinnox_sms.query import sms_status
 from cinnox_sms_cli.main import main
+from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures
 from support import Post, Stack, stream_records, tdr
 from support import StubbedCloudFormation as _StubbedCloudFormation
 from support import described_stack as _described
@@ -188,6 +190,64 @@ def test_redrive_publishes_alerts_whose_batch_failed(
     assert main(["redrive", *_queues(stack)]) == 0
     # Then each alert was published once
     assert sorted(m["MessageAttributes"]["status"]["Value"] for m in alert_inbox()) == ["Rejected", "Undelivered"]
+
+
+class RefusingSns:
+    """An SNS client that refuses the PublishBatch entries of chosen SMS (as a lasting fault would)."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self._client = boto3.client("sns")
+        self.refused = refused
+
+    def publish_batch(self, **arguments: Any) -> Any:
+        entries = arguments["PublishBatchRequestEntries"]
+        bad = [e for e in entries if any(tid in e["Subject"] for tid in self.refused)]
+        good = [e for e in entries if e not in bad]
+        answer = dict(self._client.publish_batch(**{**arguments, "PublishBatchRequestEntries": good})) if good else {}
+        failed = [{"Id": e["Id"], "Code": "KMSDisabled", "Message": "injected", "SenderFault": True} for e in bad]
+        return {"Successful": answer.get("Successful", []), "Failed": failed}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_redrive_publishes_each_alert_once_while_one_keeps_failing(post: Post, stack: Stack, alert_inbox: Any) -> None:
+    """Issue 19: a failure record whose alerts went out but one is not re-published whole on every run."""
+    # Given ten failed SMS in one failure record, and SNS refusing the fourth's alert
+    for index in range(10):
+        post(tdr(TransactionID=f"tx-{index}", Status="Undelivered"))
+    records = stream_records(stack)
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=stack.attrs["TdrTable.StreamArn"])["StreamDescription"]["Shards"][0]
+    failure = {
+        "DDBStreamBatchInfo": {
+            "shardId": shard["ShardId"],
+            "streamArn": stack.attrs["TdrTable.StreamArn"],
+            "batchSize": len(records),
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+        }
+    }
+    sqs, queue = boto3.client("sqs"), stack.refs["AlertFailureQueue"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(failure))
+    refusing = RefusingSns({"tx-3"})
+    publisher = AlertPublisher(refusing, stack.refs["AlertTopic"])  # type: ignore[arg-type]
+    # When redrive runs twice while it keeps failing, then once after SNS takes it again
+    runs = []
+    for refused in ({"tx-3"}, {"tx-3"}, set()):
+        refusing.refused = refused
+        done = Redriven()
+        redrive_alert_failures(sqs, queue, streams, publisher, done)
+        runs.append(done)
+    # Then every alert reached the subscriber exactly once, and each run said what it published
+    published = [
+        json.loads(json.loads(m["Message"])["sqs"] if "sqs" in m["Message"] else m["Message"]) for m in alert_inbox()
+    ]
+    ids = sorted(p["transactionId"] for p in published)
+    assert ids == sorted(f"tx-{i}" for i in range(10))
+    assert [run.alerts_published for run in runs] == [9, 0, 1]
+    assert [run.left_in_queue for run in runs] == [1, 1, 0]
+    assert runs[-1].batches_redriven == 1
 
 
 def test_redrive_leaves_what_it_cannot_read(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
