@@ -29,7 +29,7 @@ from cinnox_sms.model import Tdr
 from cinnox_sms.nofinal import NO_FINAL_STATUS, CheckResult, DigestNotPublished, NoFinalStatusCheck, due_hours
 from cinnox_sms.settings import NoFinalStatusSettings
 from cinnox_sms_cli.main import main
-from local_stack.template import load_function_module
+from local_stack.template import ROOT, load_function_module
 from support import LambdaContext, Stack, emf, stream_records, tdr
 
 HOUR = datetime(2026, 11, 29, 7, tzinfo=UTC)
@@ -201,8 +201,10 @@ def test_the_handler_emits_one_metric_per_check_and_is_off_at_zero_hours(
 ) -> None:
     # Given nothing stored: a quiet check
     capsys.readouterr()
-    # When the function runs from its schedule
-    answer = no_final_status.lambda_handler({"source": "aws.scheduler"}, context)
+    # When the function runs from its schedule, with events/nofinal-schedule.json (what `sam local invoke
+    # NoFinalStatusFunction -e` sends; a ScheduleV2 event without Input: the handler reads nothing of it)
+    event = json.loads((ROOT / "events" / "nofinal-schedule.json").read_text())
+    answer = no_final_status.lambda_handler(event, context)
     # Then it says so with one datapoint, zero, that the alarm watches
     [blob] = [b for b in emf(capsys.readouterr().out) if "SmsWithNoFinalStatus" in b]
     assert blob["SmsWithNoFinalStatus"] == [0.0]
