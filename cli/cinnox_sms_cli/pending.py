@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cinnox_sms.rollup import DAY, FINALS_LIST, SLOT, SMS_LIST_SUFFIX, SUBMITTED_LIST, RollupKey, list_slot_range
+from cinnox_sms.moments import received_moment
+from cinnox_sms.rollup import FINALS_LIST, SUBMITTED_LIST, RollupKey, list_query, unfinished
 from cinnox_sms_cli.report import HourCount, Period, read_rollups
 
 COLUMNS = ("transaction_id", "country", "submitted_at")
@@ -42,25 +43,11 @@ def cohorts_with_pending(counts: Iterable[HourCount], country: str | None = None
     )
 
 
-def _when(text: str, key: RollupKey) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return key.hour
-    return parsed if parsed.tzinfo else key.hour
-
-
 def pending_in(key: RollupKey, items: Iterable[Mapping[str, Any]]) -> list[PendingSms]:
-    """One hour and country's pending SMS from its list items: every SMS submitted in some item less
-    every SMS with a final status in some item (an SMS may be in one item's submitted and another's
-    finals), oldest first."""
-    submitted: dict[str, str] = {}
-    finals: set[str] = set()
-    for item in items:
-        submitted |= {tid: value["S"] for tid, value in item.get(SUBMITTED_LIST, {}).get("M", {}).items()}
-        finals |= set(item.get(FINALS_LIST, {}).get("M", {}))
+    """One hour and country's pending SMS from its list items, oldest first (a time that does not read
+    sorts as its hour)."""
     return sorted(
-        PendingSms(_when(at, key), tid, key.country, at) for tid, at in submitted.items() if tid not in finals
+        PendingSms(received_moment(at) or key.hour, tid, key.country, at) for tid, at in unfinished(items).items()
     )
 
 
@@ -71,15 +58,10 @@ def older_than(pending: Iterable[PendingSms], age: timedelta, now: datetime) -> 
 
 def read_lists(client: Any, table: str, key: RollupKey) -> Iterator[dict[str, Any]]:
     """One hour and country's SMS list items: one Query (paginated, eventually consistent)."""
-    low, high = list_slot_range(key)
-    paginator = client.get_paginator("query")
-    for page in paginator.paginate(
-        TableName=table,
-        KeyConditionExpression="#day = :day AND #slot BETWEEN :low AND :high",
-        ProjectionExpression="#submitted, #finals",
-        ExpressionAttributeNames={"#day": DAY, "#slot": SLOT, "#submitted": SUBMITTED_LIST, "#finals": FINALS_LIST},
-        ExpressionAttributeValues={":day": {"S": key.day + SMS_LIST_SUFFIX}, ":low": {"S": low}, ":high": {"S": high}},
-        ConsistentRead=False,
+    query = list_query(key)
+    query["ExpressionAttributeNames"] |= {"#submitted": SUBMITTED_LIST, "#finals": FINALS_LIST}
+    for page in client.get_paginator("query").paginate(
+        TableName=table, ProjectionExpression="#submitted, #finals", ConsistentRead=False, **query
     ):
         yield from page["Items"]
 

@@ -35,14 +35,14 @@ from cinnox_sms.rollup import (
     COUNT_ATTRIBUTES,
     DAY,
     EXPIRES_AT,
-    FINALS_LIST,
     MAX_BATCH_GET_KEYS,
     SLOT,
-    SUBMITTED_LIST,
     RollupKey,
-    list_slot_range,
+    batch_get,
+    list_query,
     pair_early,
     slot_range,
+    unfinished,
 )
 from cinnox_sms.status import Status
 
@@ -241,21 +241,7 @@ class NoFinalStatusCheck:
     def _pending(self, hour: datetime, cohorts: Iterable[RollupKey]) -> list[PendingSms]:
         candidates: dict[str, str] = {}  # transaction ID -> submitted at
         for key in cohorts:
-            submitted: dict[str, str] = {}
-            finals: set[str] = set()
-            low, high = list_slot_range(key)
-            for item in self._query(
-                KeyConditionExpression="#day = :day AND #slot BETWEEN :low AND :high",
-                ExpressionAttributeNames={"#day": DAY, "#slot": SLOT},
-                ExpressionAttributeValues={
-                    ":day": key.list_key("")[DAY],
-                    ":low": {"S": low},
-                    ":high": {"S": high},
-                },
-            ):
-                submitted |= {tid: value["S"] for tid, value in item.get(SUBMITTED_LIST, {}).get("M", {}).items()}
-                finals |= set(item.get(FINALS_LIST, {}).get("M", {}))
-            candidates |= {tid: at for tid, at in submitted.items() if tid not in finals}
+            candidates |= unfinished(self._query(**list_query(key)))
         pending = self._still_pending(candidates)
         return sorted(pending, key=lambda sms: (sms.submitted_at, sms.transaction_id))
 
@@ -472,18 +458,10 @@ class NoFinalStatusCheck:
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
         names = {f"#a{i}": name for i, name in enumerate(_TDR_ATTRIBUTES)}
-        request: dict[str, Any] = {
-            self._tdrs: {"Keys": keys, "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
-        }
-        for _ in range(8):
-            answer = self._dynamodb.batch_get_item(RequestItems=request)
-            items += answer.get("Responses", {}).get(self._tdrs, [])
-            request = dict(answer.get("UnprocessedKeys") or {})
-            if not request:
-                return items
-        raise RuntimeError("BatchGetItem left keys unprocessed after 8 attempts")
+        return batch_get(
+            self._dynamodb, self._tdrs, keys, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
+        )
 
 
 def digest_lines(accounts: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, int]]:

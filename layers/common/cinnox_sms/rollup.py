@@ -690,37 +690,75 @@ class RollupWriter:
         return Applied(len(fresh), len(records) - len(fresh), len(transactions), len(finals) - early, early, statuses)
 
 
-def read_submissions(
-    client: DynamoDBClient, tdr_table: str, transaction_ids: Sequence[str], *, consistent: bool
-) -> dict[str, Submission]:
-    """BatchGetItem of the Submitted TDRs (receivedAt and country only), 100 keys a call, unprocessed keys
-    retried with back-off (DynamoDB API Reference, BatchGetItem)."""
-    found: dict[str, Submission] = {}
-    for start in range(0, len(transaction_ids), MAX_BATCH_GET_KEYS):
-        keys: list[dict[str, Any]] = [submitted_key(tid) for tid in transaction_ids[start : start + MAX_BATCH_GET_KEYS]]
+def batch_get(
+    client: DynamoDBClient, table: str, keys: Sequence[Mapping[str, Any]], **options: Any
+) -> list[dict[str, Any]]:
+    """BatchGetItem of any number of keys of one table: 100 a call, unprocessed keys asked again with
+    back-off (DynamoDB API Reference, BatchGetItem); options: ConsistentRead, ProjectionExpression, ..."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+        request = list(keys[start : start + MAX_BATCH_GET_KEYS])
         for attempt in range(8):
-            answer = client.batch_get_item(
-                RequestItems={
-                    tdr_table: {
-                        "Keys": keys,
-                        "ConsistentRead": consistent,
-                        "ProjectionExpression": "#id, #at, #country",
-                        "ExpressionAttributeNames": {"#id": TDR_ID, "#at": TDR_RECEIVED_AT, "#country": TDR_COUNTRY},
-                    }
-                }
-            )
-            for item in answer.get("Responses", {}).get(tdr_table, []):
-                # Found, with or without a usable time: a stored Submitted TDR is never kept waiting for.
-                when = _moment(item.get(TDR_RECEIVED_AT, {}).get("S"))
-                found[item[TDR_ID]["S"]] = Submission(when, item.get(TDR_COUNTRY, {}).get("S"))
+            asked: dict[str, Any] = {table: {"Keys": request, **options}}
+            answer = client.batch_get_item(RequestItems=asked)
+            items += answer.get("Responses", {}).get(table, [])
             unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys") or {})
-            keys = list((unprocessed.get(tdr_table) or {}).get("Keys") or [])
-            if not keys:
+            request = list((unprocessed.get(table) or {}).get("Keys") or [])
+            if not request:
                 break
             time.sleep(min(2.0, 0.05 * 2**attempt))
         else:
-            raise RuntimeError(f"BatchGetItem left {len(keys)} keys unprocessed after 8 attempts")
-    return found
+            raise RuntimeError(f"BatchGetItem left {len(request)} keys unprocessed after 8 attempts")
+    return items
+
+
+def read_submissions(
+    client: DynamoDBClient, tdr_table: str, transaction_ids: Sequence[str], *, consistent: bool
+) -> dict[str, Submission]:
+    """The Submitted TDRs of these SMS (receivedAt and country only), by transaction ID."""
+    items = batch_get(
+        client,
+        tdr_table,
+        [submitted_key(tid) for tid in transaction_ids],
+        ConsistentRead=consistent,
+        ProjectionExpression="#id, #at, #country",
+        ExpressionAttributeNames={"#id": TDR_ID, "#at": TDR_RECEIVED_AT, "#country": TDR_COUNTRY},
+    )
+    # Found, with or without a usable time: a stored Submitted TDR is never kept waiting for.
+    return {
+        item[TDR_ID]["S"]: Submission(
+            _moment(item.get(TDR_RECEIVED_AT, {}).get("S")), item.get(TDR_COUNTRY, {}).get("S")
+        )
+        for item in items
+    }
+
+
+# --- SMS lists: read back by `cinnox-sms pending` and the no-final-status check -------------------------
+
+
+def list_query(key: RollupKey) -> dict[str, Any]:
+    """The Query arguments (but the table) of one hour and country's SMS list items."""
+    low, high = list_slot_range(key)
+    return {
+        "KeyConditionExpression": "#day = :day AND #slot BETWEEN :low AND :high",
+        "ExpressionAttributeNames": {"#day": DAY, "#slot": SLOT},
+        "ExpressionAttributeValues": {
+            ":day": {"S": key.day + SMS_LIST_SUFFIX},
+            ":low": {"S": low},
+            ":high": {"S": high},
+        },
+    }
+
+
+def unfinished(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """An hour and country's SMS with no final status, from its list items: transaction ID -> receivedAt of
+    its Submitted TDR. An SMS may be submitted in one item and final in another."""
+    submitted: dict[str, str] = {}
+    finals: set[str] = set()
+    for item in items:
+        submitted |= {tid: value["S"] for tid, value in item.get(SUBMITTED_LIST, {}).get("M", {}).items()}
+        finals |= set(item.get(FINALS_LIST, {}).get("M", {}))
+    return {tid: at for tid, at in submitted.items() if tid not in finals}
 
 
 # --- early finals: paired once their Submitted TDR is stored (the no-final-status check) ---------------
