@@ -135,6 +135,25 @@ def test_redrive_writes_parked_tdrs_once(
     assert sms_status(boto3.client("dynamodb"), stack.table_name, "park-1") is not None
 
 
+def queue_failure_record(stack: Stack) -> None:
+    """Every record on the stream so far as one failed alert batch in the failure queue, as Lambda records it
+    (Lambda Developer Guide, "Retaining discarded batches for a DynamoDB event source")."""
+    records = stream_records(stack)
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=stack.attrs["TdrTable.StreamArn"])["StreamDescription"]["Shards"][0]
+    failure = {
+        "requestContext": {"condition": "RetryAttemptsExhausted"},
+        "DDBStreamBatchInfo": {
+            "shardId": shard["ShardId"],
+            "streamArn": stack.attrs["TdrTable.StreamArn"],
+            "batchSize": len(records),
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+        },
+    }
+    boto3.client("sqs").send_message(QueueUrl=stack.refs["AlertFailureQueue"], MessageBody=json.dumps(failure))
+
+
 def test_redrive_with_a_stack_writes_parked_tdrs_with_the_stacks_retention(
     webhook: ModuleType, post: Post, stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -170,20 +189,7 @@ def test_redrive_publishes_alerts_whose_batch_failed(
     # Given two failed SMS whose alert batch ended in the failure queue, as Lambda records it
     post(tdr(TransactionID="fail-1", Status="Rejected"))
     post(tdr(TransactionID="fail-2", Status="Undelivered"))
-    records = stream_records(stack)
-    streams = boto3.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=stack.attrs["TdrTable.StreamArn"])["StreamDescription"]["Shards"][0]
-    failure = {
-        "requestContext": {"condition": "RetryAttemptsExhausted"},
-        "DDBStreamBatchInfo": {
-            "shardId": shard["ShardId"],
-            "streamArn": stack.attrs["TdrTable.StreamArn"],
-            "batchSize": len(records),
-            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-        },
-    }
-    boto3.client("sqs").send_message(QueueUrl=stack.refs["AlertFailureQueue"], MessageBody=json.dumps(failure))
+    queue_failure_record(stack)
     # When redrive runs, twice
     assert main(["redrive", *_queues(stack)]) == 0
     assert "alert batches redriven: 1 (2 alerts published)" in capsys.readouterr().out
@@ -216,20 +222,9 @@ def test_redrive_publishes_each_alert_once_while_one_keeps_failing(post: Post, s
     # Given ten failed SMS in one failure record, and SNS refusing the fourth's alert
     for index in range(10):
         post(tdr(TransactionID=f"tx-{index}", Status="Undelivered"))
-    records = stream_records(stack)
+    queue_failure_record(stack)
     streams = boto3.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=stack.attrs["TdrTable.StreamArn"])["StreamDescription"]["Shards"][0]
-    failure = {
-        "DDBStreamBatchInfo": {
-            "shardId": shard["ShardId"],
-            "streamArn": stack.attrs["TdrTable.StreamArn"],
-            "batchSize": len(records),
-            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-        }
-    }
     sqs, queue = boto3.client("sqs"), stack.refs["AlertFailureQueue"]
-    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(failure))
     refusing = RefusingSns({"tx-3"})
     publisher = AlertPublisher(refusing, stack.refs["AlertTopic"])  # type: ignore[arg-type]
     # When redrive runs twice while it keeps failing, then once after SNS takes it again
