@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -13,6 +11,7 @@ from botocore.config import Config
 
 from cinnox_sms.custom_resource import CloudFormationResponder, SubscriptionResource
 from cinnox_sms.metrics import SUBSCRIPTION_CALLS
+from cinnox_sms.secret_label import SecretVersion, mark_subscribed, read_current
 from cinnox_sms.settings import SubscriptionSettings
 
 if TYPE_CHECKING:
@@ -25,24 +24,33 @@ _AWS_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standa
 _STATUS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
 
 
-def _secret_reader() -> Callable[[str], str]:
-    """Reads secrets fresh (a rotated secret must take effect on the next deploy), over one client per event.
+class _Secrets:
+    """Reads secrets fresh (a rotated secret must take effect on the next deploy), over one client per event,
+    and marks the webhook secret's version CINNOX accepted (cinnox_sms.secret_label).
 
     One GetSecretValue each, not Powertools' SecretsProvider: its module loads every provider's
     (about 20 ms, 3 % of this cold start), and nothing here is cached. AWS's error code names the
     failure in CloudFormation's event.
     """
 
-    @cache
-    def client() -> Any:
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def client(self) -> Any:
         # Made at the first read, inside the resource's handling: a failure to make the client
         # is answered to CloudFormation like any other.
-        return boto3.client("secretsmanager", config=_AWS_CONFIG)
+        if self._client is None:
+            self._client = boto3.client("secretsmanager", config=_AWS_CONFIG)
+        return self._client
 
-    def read(secret_id: str) -> str:
-        return str(client().get_secret_value(SecretId=secret_id)["SecretString"])
+    def read(self, secret_id: str) -> str:
+        return str(self.client().get_secret_value(SecretId=secret_id)["SecretString"])
 
-    return read
+    def current(self, secret_id: str) -> SecretVersion:
+        return read_current(self.client(), secret_id)
+
+    def mark_subscribed(self, secret_id: str, version_id: str) -> bool:
+        return mark_subscribed(self.client(), secret_id, version_id)
 
 
 def _stack_status(stack_id: str) -> str | None:
@@ -55,7 +63,15 @@ def _stack_status(stack_id: str) -> str | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     logger.append_keys(request_type=event.get("RequestType"), logical_resource_id=event.get("LogicalResourceId"))
     settings = SubscriptionSettings.from_env()
-    resource = SubscriptionResource(settings, _secret_reader(), logger.warning, logger.info, stack_status=_stack_status)
+    secrets = _Secrets()
+    resource = SubscriptionResource(
+        settings,
+        secrets.read,
+        logger.warning,
+        logger.info,
+        stack_status=_stack_status,
+        webhook_secret_versions=secrets,
+    )
     responder = CloudFormationResponder.from_settings(event, settings)
     outcome = resource.handle(event, context.get_remaining_time_in_millis(), responder)
     logger.info("answered CloudFormation", status=outcome.status, reason=outcome.reason)

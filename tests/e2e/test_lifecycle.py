@@ -15,6 +15,8 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ PHYSICAL_ID = f"cinnox-outbound-sms-sub-{APP}"
 OTHER_APP = "lifecycle-app-0002"
 NOT_CREATED = "cinnox-outbound-sms-sub-not-created-"
 PRODUCTION = "https://production.example.com/tdr/the-production-secret"
+SUBSCRIBED_MAX_AGE = 1.0  # WEBHOOK_SUBSCRIBED_MAX_AGE's default: how long the old URL outlives CINNOX's acceptance
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +201,75 @@ def test_create_rotate_refused_update_rollback_replace_delete(emulator: str, tmp
         assert gone["StackStatus"] == "DELETE_COMPLETE"
         with pytest.raises(ClientError, match="does not exist"):
             client.describe_stacks(StackName="lifecycle-one")
+    finally:
+        stack.stop()
+
+
+def _post(url: str, body: dict[str, Any]) -> int:
+    """POST to our own webhook on loopback; the HTTP status."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310  # loopback
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _tdr(transaction_id: str) -> dict[str, Any]:
+    return {"Type": "tdr", "AppID": APP, "TransactionID": transaction_id, "Status": "Delivered"}
+
+
+def _labelled(stack: LocalStack) -> dict[str, list[str]]:
+    """The webhook secret's staging labels, by value ("UpdateSecretVersionStage": one version per label)."""
+    assert stack.aws is not None
+    client = stack.aws.client("secretsmanager")
+    secret_id = stack.provisioned.refs["WebhookSecret"]
+    stages = client.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    return {
+        client.get_secret_value(SecretId=secret_id, VersionId=version)["SecretString"]: sorted(labels)
+        for version, labels in stages.items()
+    }
+
+
+def test_rotation_refused_keeps_cinnoxs_url_and_accepted_stops_the_old_one_at_once(
+    emulator: str, tmp_path: Path
+) -> None:
+    """Issue 19, item 7: the webhook accepts the URL CINNOX has (the version the CINNOXSUBSCRIBED label marks,
+    moved only once CINNOX accepted the PATCH) and the current one. On today's main the refused rotation's
+    old URL answered 404 from the custom resource's probe on, and every TDR CINNOX sent there was lost."""
+    stack = _stack(emulator, "lifecycle-rotation", tmp_path)
+    try:
+        # Given a stack created and subscribed, its webhook warm
+        stack.start()
+        assert stack.cinnox is not None
+        cinnox = stack.cinnox
+        first = stack.secret("WebhookSecret")
+        assert _state(cinnox) == {APP: (True, _webhook(stack, first))}
+        assert _post(_webhook(stack, first), _tdr("rot-0")) == 200
+        # When the operator puts a new value and deploys, and CINNOX refuses the new URL (its challenge fails)
+        second = _rotate(stack)
+        cinnox.refuse_verification = True
+        assert stack.update({"WebhookSecretGeneration": "2"}) == "UPDATE_ROLLBACK_COMPLETE"
+        # Then CINNOX keeps the old URL, whose version keeps the label
+        assert _state(cinnox) == {APP: (True, _webhook(stack, first))}
+        assert _labelled(stack) == {first: ["AWSPREVIOUS", "CINNOXSUBSCRIBED"], second: ["AWSCURRENT"]}
+        # and CINNOX's TDRs to it are taken, as soon as the deploy is over and after the re-read window (1 s)
+        assert _post(_webhook(stack, first), _tdr("rot-1")) == 200
+        time.sleep(SUBSCRIBED_MAX_AGE)
+        assert _post(_webhook(stack, first), _tdr("rot-2")) == 200
+
+        # When CINNOX accepts again and the operator deploys once more
+        cinnox.refuse_verification = False
+        assert stack.update({"WebhookSecretGeneration": "3"}) == "UPDATE_COMPLETE"
+        accepted = time.monotonic()
+        # Then CINNOX has the new URL, and the label moved with it
+        assert _state(cinnox) == {APP: (True, _webhook(stack, second))}
+        assert _labelled(stack) == {first: ["AWSPREVIOUS"], second: ["AWSCURRENT", "CINNOXSUBSCRIBED"]}
+        # and the old URL answers 404 at once: by the end of the window (WEBHOOK_SUBSCRIBED_MAX_AGE, 1 s) since
+        # CINNOX accepted, on this warm instance, which had read the old URL's version as CINNOX's before
+        time.sleep(max(0.0, accepted + SUBSCRIBED_MAX_AGE - time.monotonic()))
+        assert _post(_webhook(stack, first), _tdr("rot-3")) == 404
+        assert _post(_webhook(stack, second), _tdr("rot-4")) == 200
     finally:
         stack.stop()
 

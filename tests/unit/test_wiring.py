@@ -67,11 +67,13 @@ class ReadCounter:
 def test_cached_secret_is_read_once_per_max_age_unless_asked_afresh() -> None:
     # Given a secret kept for 300 s, on a clock the test moves
     now = [1000.0]
-    read = ReadCounter(" first\n", "second", "third")
+    read = ReadCounter("first", "second", "third")
     secret = CachedSecret(read, 300, monotonic=lambda: now[0])
-    # When it is asked for twice within its max age, Then it is read once, stripped of whitespace
+    # When it is asked for twice within its max age, Then it is read once, and its age is the clock's
     assert (secret(False), secret(False)) == ("first", "first")
     assert read.reads == 1
+    now[0] += 0.5
+    assert secret.age() == 0.5
     # When asked afresh, Then it is read again at once, and that value is kept
     assert secret(True) == "second"
     now[0] += 299

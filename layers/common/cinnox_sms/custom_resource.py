@@ -24,14 +24,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cinnox_sms.cinnox import CinnoxClient, RetryPolicy, SubscriptionState, is_verification_refusal, outbound_sms_hook
 from cinnox_sms.errors import CinnoxError
+from cinnox_sms.secret_label import SUBSCRIBED_LABEL
 
 if TYPE_CHECKING:
+    from cinnox_sms.secret_label import SecretVersion
     from cinnox_sms.settings import SubscriptionSettings
 
 Status = Literal["SUCCESS", "FAILED"]
@@ -318,6 +320,14 @@ def not_a_rollback(_stack_id: str) -> str | None:
     return None
 
 
+class WebhookSecretVersions(Protocol):
+    """The webhook secret's current version, and the mark of the one CINNOX accepted (cinnox_sms.secret_label)."""
+
+    def current(self, secret_id: str) -> SecretVersion: ...
+
+    def mark_subscribed(self, secret_id: str, version_id: str) -> bool: ...
+
+
 class SubscriptionResource:
     """Handles one custom resource event from start to the answer."""
 
@@ -330,9 +340,12 @@ class SubscriptionResource:
         *,
         stack_status: Callable[[str], str | None] = not_a_rollback,
         sleep: Callable[[float], None] = time.sleep,
+        webhook_secret_versions: WebhookSecretVersions | None = None,
     ) -> None:
         self._settings = settings
         self._get_secret = get_secret
+        # Without it the webhook secret is read with get_secret and no version is marked.
+        self._versions = webhook_secret_versions
         self._warn = log_warning
         self._info = log_info
         self._stack_status = stack_status
@@ -389,7 +402,8 @@ class SubscriptionResource:
         if props is None:
             return self._give_up(request, f"invalid resource properties: {invalid}")
         token = app_token_from_secret(self._get_secret(props.app_token_secret))
-        webhook_secret = self._get_secret(props.webhook_secret_id).strip()
+        version = None if self._versions is None else self._versions.current(props.webhook_secret_id)
+        webhook_secret = version.value if version is not None else self._get_secret(props.webhook_secret_id).strip()
         redact.add(token, webhook_secret)
         client = CinnoxClient(
             props.cinnox_base_url,
@@ -402,7 +416,24 @@ class SubscriptionResource:
         url = f"{props.webhook_url.rstrip('/')}/{webhook_secret}"
         if request.request_type == "Delete":
             return self._unsubscribe(client, props, url, request, deadline, redact)
-        return self._subscribe(client, props, url, request, deadline, redact, responder)
+        return self._subscribe(client, props, url, request, deadline, redact, responder, version)
+
+    def _mark_subscribed(
+        self, versions: WebhookSecretVersions, props: SubscriptionProperties, version: SecretVersion, outcome: Outcome
+    ) -> Outcome:
+        """CINNOX accepted this version's URL: the webhook now accepts it alone (with any newer current one)."""
+        try:
+            moved = versions.mark_subscribed(props.webhook_secret_id, version.version_id)
+        except Exception as error:  # CINNOX has the URL: the deploy stands, the old URL stays accepted
+            warning = (
+                f"subscribed, but the webhook secret's {SUBSCRIBED_LABEL} label was not moved "
+                f"({type(error).__name__}): the previous URL is still accepted until a deploy moves it"
+            )
+            self._warn(warning)
+            return Outcome(outcome.status, outcome.physical_id, f"{outcome.reason}; {warning}", outcome.data)
+        if moved:
+            self._info(f"the webhook secret's {SUBSCRIBED_LABEL} label moved to the subscribed version")
+        return outcome
 
     def _subscribe(
         self,
@@ -413,6 +444,7 @@ class SubscriptionResource:
         deadline: float,
         redact: Redactor,
         responder: CloudFormationResponder,
+        version: SecretVersion | None = None,
     ) -> Outcome:
         # The $default stage deploys asynchronously: wait until our own route answers,
         # keeping time for the PATCH (and CINNOX's challenge) after it.
@@ -432,7 +464,11 @@ class SubscriptionResource:
         except CinnoxError as error:
             return self._give_up(request, redact(f"CINNOX did not accept the request: {error}"))
         self._info(f"subscribed outbound-SMS events for app {props.cinnox_app_id}")
-        return Outcome("SUCCESS", props.physical_id, f"subscribed app {props.cinnox_app_id}", _data(state, True))
+        outcome = Outcome("SUCCESS", props.physical_id, f"subscribed app {props.cinnox_app_id}", _data(state, True))
+        # Only now, CINNOX having accepted the URL, does the label move: the old URL stops, the new one stays.
+        if version is None or self._versions is None:
+            return outcome
+        return self._mark_subscribed(self._versions, props, version, outcome)
 
     def _enable(self, client: CinnoxClient, app_id: str, url: str, deadline: float) -> SubscriptionState:
         try:

@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cinnox_sms.parking import ParkingQueue
+from cinnox_sms.secret_label import WebhookSecrets, read_webhook_secrets
 from cinnox_sms.settings import ParkedTdrSettings, WebhookSettings
 from cinnox_sms.store import TdrStore
 from cinnox_sms.webhook import CachedSecret, ParkingDrain, SecretUnavailable, WebhookService
@@ -46,15 +47,17 @@ def build_webhook_service(settings: WebhookSettings, session: boto3.Session) -> 
         ),
         store=TdrStore(session.client("dynamodb", config=config), settings.table_name, settings.retention_days),
         parking=parking,
+        subscribed_max_age=settings.subscribed_max_age_seconds,
     )
 
 
-def read_secret(client: SecretsManagerClient, secret_id: str) -> str:
-    """One GetSecretValue, made directly rather than through Powertools' parameters utility, which imports
-    every provider (AppConfig, SSM, DynamoDB) for this one call: measured, ~5 ms more on every cold start
-    (about 1% of the card floor's), for what CachedSecret does in a dozen lines with the same semantics."""
+def read_secret(client: SecretsManagerClient, secret_id: str) -> WebhookSecrets:
+    """The accepted values (secret_label: one GetSecretValue, two while a rotation waits for CINNOX), read
+    directly rather than through Powertools' parameters utility, which imports every provider (AppConfig,
+    SSM, DynamoDB) for this: measured, ~5 ms more on every cold start (about 1% of the card floor's), for
+    what CachedSecret does in a dozen lines with the same semantics."""
     try:
-        return client.get_secret_value(SecretId=secret_id)["SecretString"]
+        return read_webhook_secrets(client, secret_id)
     except (ClientError, BotoCoreError, KeyError) as error:
         raise SecretUnavailable(type(error).__name__) from error
 
