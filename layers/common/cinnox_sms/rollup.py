@@ -28,6 +28,10 @@ The only place the rollup table's layout is spelled (its KeySchema in template.y
 - a watermark item per stream shard: ``day`` = ``"#watermark"``, ``slot`` = the shard's id, and
   ``sequenceNumber``, the last stream record counted from that shard (zero-padded to 40 digits, so
   that it sorts as text).
+- the fence item, one: ``day`` = ``"#fence"``, ``slot`` = ``"fences"``, ``fences`` (a list of maps: a rebuild's
+  ``token``, the whole hours it rebuilds, ``start`` to ``end`` excluded, its fence ``at`` and whether it is still
+  ``counting``) and ``version``: `cinnox-sms rollups rebuild` (cinnox_sms.rebuild) owns what a TDR received
+  before the fence adds to those hours, the stream consumer what one received at or after it (Fences below).
 
 A TDR is counted in the arrival view in the hour it was received (its ``receivedAt``); a final status
 is counted in the cohort view, and its time in the histogram, against its SMS's Submitted TDR: once
@@ -166,6 +170,97 @@ def padded(sequence_number: str) -> str:
 def iso(moment: datetime) -> str:
     """A receivedAt as the webhook writes it: UTC, milliseconds."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+# --- fences: who counts what in an hour a rebuild owns (cinnox_sms.rebuild) -----------------------
+# A TDR's contribution to a rollup item has a moment: its receivedAt for the arrival view (none when the
+# item has no usable one: the stream counts it, a rebuild cannot place it), and for the cohort view and its
+# histogram the later of the final's and its Submitted TDR's receivedAt (when both were stored). In an
+# hour a fence covers, one before the fence is the rebuild's (the stream consumer drops it), one at or after
+# it the consumer's, which while the rebuild is counting also adds it to a shadow attribute of that rebuild
+# (``Delivered@<token>``): the rebuild sets each count to what it counted plus its shadow, in one Update.
+FENCE_DAY = "#fence"
+FENCE_SLOT = "fences"
+FENCES = "fences"
+FENCE_VERSION = "version"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A rebuild's claim: the whole hours start to end (excluded), whose contributions before `at` it counts."""
+
+    token: str
+    start: datetime
+    end: datetime
+    at: datetime
+    counting: bool = True  # False once the rebuild wrote every count: no shadow is kept any more
+
+    def covers(self, hour: datetime) -> bool:
+        return self.start <= hour < self.end
+
+    def shadow(self, attribute: str) -> str:
+        return f"{attribute}@{self.token}"
+
+    def as_value(self) -> dict[str, Any]:
+        text = {"token": self.token, "start": iso(self.start), "end": iso(self.end), "at": iso(self.at)}
+        return {"M": {name: {"S": value} for name, value in text.items()} | {"counting": {"BOOL": self.counting}}}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> Fence:
+        fields = value["M"]
+        start, end, at = (datetime.fromisoformat(fields[name]["S"]) for name in ("start", "end", "at"))
+        return cls(fields["token"]["S"], start, end, at, counting=bool(fields["counting"]["BOOL"]))
+
+
+@dataclass(frozen=True)
+class Fences:
+    """The fence item as read: every rebuild's claim (the latest fence covering an hour is the one that holds)."""
+
+    entries: tuple[Fence, ...] = ()
+    version: int = 0
+
+    def covering(self, hour: datetime) -> Fence | None:
+        found = [fence for fence in self.entries if fence.covers(hour)]
+        return max(found, key=lambda fence: fence.at) if found else None
+
+    def owned(self, key: RollupKey, counts: Mapping[str, int], when: datetime | None) -> dict[str, int]:
+        """What the stream consumer adds to a rollup item for one contribution made at `when`: nothing when a
+        fence of that hour is after it (the rebuild counts it), the counts and their shadows while that
+        rebuild is counting, the counts alone otherwise."""
+        fence = self.covering(key.hour)
+        if fence is None:
+            return dict(counts)
+        if when is not None and when < fence.at:
+            return {}
+        if not fence.counting:
+            return dict(counts)
+        return {**counts, **{fence.shadow(attribute): n for attribute, n in counts.items()}}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any] | None) -> Fences:
+        if not item:
+            return cls()
+        entries = tuple(Fence.from_value(value) for value in item.get(FENCES, {}).get("L", []))
+        return cls(entries, int(item.get(FENCE_VERSION, {}).get("N", "0")))
+
+
+def fence_key() -> dict[str, dict[str, str]]:
+    return {DAY: {"S": FENCE_DAY}, SLOT: {"S": FENCE_SLOT}}
+
+
+def read_fences(client: DynamoDBClient, table: str, *, query: bool = False) -> Fences:
+    """The fence item, strongly consistent (a fence published a moment ago holds); by Query for a function
+    allowed to Query the rollup table and not to GetItem it (the no-final-status check)."""
+    if query:
+        items = client.query(
+            TableName=table,
+            KeyConditionExpression="#day = :fence",
+            ExpressionAttributeNames={"#day": DAY},
+            ExpressionAttributeValues={":fence": {"S": FENCE_DAY}},
+            ConsistentRead=True,
+        )["Items"]
+        return Fences.from_item(next((i for i in items if i[SLOT]["S"] == FENCE_SLOT), None))
+    return Fences.from_item(client.get_item(TableName=table, Key=fence_key(), ConsistentRead=True).get("Item"))
 
 
 # --- maintaining the rollups from the stream (MetricsFunction) ------------------------------------
@@ -442,9 +537,10 @@ def submitted_key(transaction_id: str) -> dict[str, dict[str, str]]:
 class _Planner:
     """Accumulates records into transactions of at most max_actions actions (besides the watermark)."""
 
-    def __init__(self, submissions: Mapping[str, Submission], max_actions: int) -> None:
+    def __init__(self, submissions: Mapping[str, Submission], max_actions: int, fences: Fences | None = None) -> None:
         self._submissions = submissions
         self._max = max_actions
+        self._fences = fences or Fences()
         self.done: list[Transaction] = []
         self._open = Transaction({}, "", 0)
         self._list_bytes: dict[RollupKey, int] = {}  # the open transaction's SMS list entries, by list item
@@ -496,7 +592,9 @@ class _Planner:
     def _effects(
         self, record: CountedRecord
     ) -> tuple[dict[RollupKey, dict[str, int]], dict[RollupKey, SmsList], dict[str, EarlyFinal]]:
-        counts: dict[RollupKey, dict[str, int]] = {record.key: {COUNT_ATTRIBUTES[record.status]: 1}}
+        # In an hour a rebuild owns, what was received before its fence is the rebuild's (Fences.owned).
+        arrival = self._fences.owned(record.key, {COUNT_ATTRIBUTES[record.status]: 1}, record.received_at)
+        counts: dict[RollupKey, dict[str, int]] = {record.key: arrival} if arrival else {}
         lists: dict[RollupKey, SmsList] = {}
         early: dict[str, EarlyFinal] = {}
         tid, at = record.transaction_id, record.received_at
@@ -513,8 +611,9 @@ class _Planner:
             return counts, lists, early  # stored, but no cohort to count it in: the arrival view only
         cohort = submission.key
         seconds = (at - submission.received_at).total_seconds()
-        per_key = counts.setdefault(cohort, {})
-        for attribute, n in pair_counts(record.status, seconds).items():
+        paired = pair_counts(record.status, seconds)
+        for attribute, n in self._fences.owned(cohort, paired, max(at, submission.received_at)).items():
+            per_key = counts.setdefault(cohort, {})
             per_key[attribute] = per_key.get(attribute, 0) + n
         lists[cohort] = SmsList(finals={tid: record.status.value})
         return counts, lists, early
@@ -524,14 +623,16 @@ def plan(
     records: Sequence[CountedRecord],
     max_rollups: int = MAX_ROLLUPS_PER_TRANSACTION,
     submissions: Mapping[str, Submission] | None = None,
+    fences: Fences | None = None,
 ) -> list[Transaction]:
     """Fresh records (in stream order) as transactions of at most max_rollups actions each, besides the
-    watermark; submissions are the stored Submitted TDRs of the final statuses among them (by transaction ID).
+    watermark; submissions are the stored Submitted TDRs of the final statuses among them (by transaction ID);
+    fences, the rebuilds' claims (what a rebuild owns is not added).
 
     Each transaction is an in-order prefix of what is left, so a failure between two leaves a
     consistent prefix counted (with the watermark at its end) for the retry to skip.
     """
-    planner = _Planner(submissions or {}, max_rollups)
+    planner = _Planner(submissions or {}, max_rollups, fences)
     for record in records:
         planner.add(record)
     return planner.close()
@@ -668,7 +769,9 @@ class RollupWriter:
             r.transaction_id for r in fresh if r.status != Status.SUBMITTED and r.transaction_id and r.received_at
         ]
         submissions = self.submissions(tid for tid in finals if tid)
-        transactions = plan(fresh, self.max_rollups, submissions)
+        # Read after the records were stored: a fence published before them holds for them (cinnox_sms.rebuild).
+        fences = read_fences(self._client, self._table) if fresh else Fences()
+        transactions = plan(fresh, self.max_rollups, submissions, fences)
         for transaction in transactions:
             actions = transaction.actions(
                 self._table, shard_id, previous, self._retention_days, self._now(), self._tdr_table
@@ -795,15 +898,19 @@ def read_early(client: DynamoDBClient, table: str) -> list[Early]:
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def early_pairing(table: str, early: Early, submission: Submission, retention_days: int) -> list[dict[str, Any]]:
+def early_pairing(
+    table: str, early: Early, submission: Submission, retention_days: int, fences: Fences | None = None
+) -> list[dict[str, Any]]:
     """The TransactItems that count an early SMS's final statuses against its cohort and delete its early
-    item, only as it was read (a final status kept meanwhile waits for the next pairing)."""
+    item, only as it was read (a final status kept meanwhile waits for the next pairing); a pair a rebuild
+    owns (both TDRs stored before its fence: Fences.owned) is not counted, its early item still deleted."""
     key = submission.key  # raises for a Submitted TDR without a usable receivedAt (pair_early skips those)
     sent = submission.received_at or key.hour
     counts: dict[str, int] = {}
     for status, at in early.statuses.items():
         when = _moment(at) or sent
-        for attribute, n in pair_counts(status, (when - sent).total_seconds()).items():
+        paired = pair_counts(status, (when - sent).total_seconds())
+        for attribute, n in (fences or Fences()).owned(key, paired, max(when, sent)).items():
             counts[attribute] = counts.get(attribute, 0) + n
     suffix = "early-" + hashlib.sha256(early.transaction_id.encode()).hexdigest()[:16]
     finals = SmsList(finals=dict.fromkeys([early.transaction_id], ",".join(sorted(early.statuses))))
@@ -823,8 +930,9 @@ def early_pairing(table: str, early: Early, submission: Submission, retention_da
     }
     if values:
         delete["ExpressionAttributeValues"] = values
+    update = [{"Update": rollup_update(table, key, counts, retention_days)}] if counts else []
     return [
-        {"Update": rollup_update(table, key, counts, retention_days)},
+        *update,
         {"Put": list_put(table, key, suffix, finals, retention_days)},
         {"Delete": delete},
     ]
@@ -837,13 +945,15 @@ def pair_early(client: DynamoDBClient, table: str, tdr_table: str, retention_day
     if not early:
         return 0
     submissions = read_submissions(client, tdr_table, [e.transaction_id for e in early], consistent=True)
+    fences = read_fences(client, table, query=True)
     paired = 0
     for item in early:
         submission = submissions.get(item.transaction_id)
         if submission is None or submission.received_at is None:
             continue  # still no Submitted TDR (kept until it comes, or expires), or one with no cohort
         try:
-            client.transact_write_items(TransactItems=early_pairing(table, item, submission, retention_days))  # type: ignore[arg-type]
+            actions = early_pairing(table, item, submission, retention_days, fences)
+            client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
         except client.exceptions.TransactionCanceledException:
             continue  # changed since it was read (another final kept, or paired meanwhile): the next run
         paired += 1
