@@ -15,12 +15,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from cinnox_sms.errors import StorageUnavailable, WebhookError
-from cinnox_sms.metrics import NOT_STORED, PARKED, REFUSED, REPEATED
+from cinnox_sms.item import StoredTdr
+from cinnox_sms.metrics import NOT_STORED, OUT_OF_SHAPE, PARKED, REFUSED, REPEATED, UNKNOWN_STATUS
 from cinnox_sms.webhook import SecretUnavailable
 from cinnox_sms.wiring import webhook_service
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from cinnox_sms.model import Tdr
 
 logger = Logger()
 metrics = Metrics()  # flushed only when something unusual happened: see lambda_handler
@@ -57,15 +60,29 @@ def answer(event: APIGatewayProxyEventV2) -> tuple[int, dict[str, Any]]:
         metrics.add_metric(name=PARKED, unit=MetricUnit.Count, value=1)
     if receipt.duplicate:
         metrics.add_metric(name=REPEATED, unit=MetricUnit.Count, value=1)
+    elif receipt.tdr.out_of_shape or not receipt.tdr.known_status:
+        unusual(receipt.tdr)
     # The table holds every TDR already: a line per TDR at INFO would add CloudWatch
     # ingestion to the cost of every TDR for nothing new. Refusals and faults log at INFO+.
     logger.debug(
         "TDR received",
         transaction_id=receipt.tdr.transaction_id,
-        status=receipt.tdr.status.value,
+        status=str(receipt.tdr.status),
         duplicate=receipt.duplicate,
     )
     return HTTPStatus.OK, {"code": 0, "result": receipt.result()}
+
+
+def unusual(tdr: Tdr) -> None:
+    """A TDR stored (or parked) the first time with fields out of shape or a status we do not know: counted
+    and logged once, with the names of the fields and never their values (the table has them)."""
+    if tdr.out_of_shape:
+        metrics.add_metric(name=OUT_OF_SHAPE, unit=MetricUnit.Count, value=1)
+        fields = [StoredTdr.attribute(field) for field in tdr.out_of_shape_fields]
+        logger.info("TDR stored with fields out of shape", transaction_id=tdr.transaction_id, fields=fields)
+    if not tdr.known_status:
+        metrics.add_metric(name=UNKNOWN_STATUS, unit=MetricUnit.Count, value=1)
+        logger.info("TDR stored with a status we do not know", transaction_id=tdr.transaction_id, status=tdr.status)
 
 
 def refused(error: Exception) -> tuple[int, dict[str, Any]]:

@@ -65,10 +65,23 @@ def test_only_required_fields_are_enough() -> None:
     assert (inbound.tdr.type, inbound.tdr.recipient_number, inbound.challenge) == (None, None, None)
 
 
-def test_a_message_object_next_to_tdr_fields_is_an_unknown_field() -> None:
-    inbound = parse_inbound(tdr(message={"TransactionID": "other"}))
+def test_a_message_that_names_another_sms_than_its_envelope_is_refused() -> None:
+    """Issue 19: the message is opened whenever it holds a TDR; what identifies it must then agree."""
+    # Given a TDR whose "message" object holds another TransactionID
+    body = tdr(message={"TransactionID": "other"})
+    # When it is parsed, Then it is refused: which SMS it reports cannot be told
+    with pytest.raises(BadRequest, match="TransactionID differs between the body and its message"):
+        parse_inbound(body)
+
+
+def test_a_message_object_without_tdr_fields_is_an_unknown_field() -> None:
+    # Given a flat TDR with a "message" object that holds no TransactionID or Status
+    body = tdr(message={"text": "hello"})
+    # When it is parsed
+    inbound = parse_inbound(body)
+    # Then the flat TDR is the TDR, nothing out of shape
     assert inbound.tdr is not None
-    assert inbound.tdr.transaction_id != "other"
+    assert (inbound.tdr.transaction_id, inbound.tdr.out_of_shape) == (body["TransactionID"], ())
 
 
 def test_challenge_inside_the_message_wrapper_is_found() -> None:
@@ -77,13 +90,17 @@ def test_challenge_inside_the_message_wrapper_is_found() -> None:
 
 
 def test_several_problems_are_all_named() -> None:
+    # Given a body wrong in every field that identifies a TDR, and in an optional one
+    body = {"Status": 3, "RecipientCountry": "Hong Kong"}
+    # When it is parsed
     with pytest.raises(BadRequest) as refused:
-        parse_inbound({"Status": "Lost", "RecipientCountry": "Hong Kong"})
+        parse_inbound(body)
+    # Then each identifying problem is named; the optional field is no reason to refuse, so not named
     message = refused.value.message
     assert "TransactionID is required" in message
     assert "AppID is required" in message
-    assert "Status: must be one of" in message
-    assert "RecipientCountry: must be a two-letter" in message
+    assert "Status: must be a string" in message
+    assert "RecipientCountry" not in message
 
 
 def test_long_wrong_values_are_shortened_in_messages() -> None:
@@ -161,7 +178,7 @@ def test_alert_subject_is_ascii_and_short() -> None:
 def test_alert_attributes_leave_out_what_is_unknown() -> None:
     alert = Alert.from_image("1", _image())
     assert alert is not None
-    assert set(alert.attributes()) == {"status", "appId"}
+    assert set(alert.attributes()) == {"status", "transactionId", "appId"}
 
 
 def test_alert_json_handles_dynamodb_numbers() -> None:

@@ -45,7 +45,7 @@ class StoredTdr(BaseModel):
 
     # In the order of the attributes of the PutItem request, which has always been this one.
     transaction_id: str = Field(alias="transactionId", strict=True)
-    status: str = Field(alias="status", strict=True)  # a Status, unless edited by hand
+    status: str = Field(alias="status", strict=True)  # a Status, one CINNOX has not documented, or a hand edit
     app_id: Text = Field(None, alias="appId")
     type: Text = Field(None, alias="type")
     service_id: Text = Field(None, alias="serviceId")
@@ -56,6 +56,9 @@ class StoredTdr(BaseModel):
     raw: Text = Field(None, alias="raw")  # the body as CINNOX posted it
     received_at: Text = Field(None, alias="receivedAt")  # ISO 8601, UTC, milliseconds: sorts as text
     expires_at: Annotated[int | None, BeforeValidator(_whole_seconds)] = Field(None, alias="expiresAt")  # TTL
+    # The attributes whose value came out of shape, comma-separated ("recipientCountry,exception"); absent
+    # when none did. Each holds its value as received, as text (cut at 2 KiB: the raw body has it whole).
+    out_of_shape: Text = Field(None, alias="outOfShape")
 
     @classmethod
     def attribute(cls, field: str) -> str:
@@ -66,6 +69,7 @@ class StoredTdr(BaseModel):
     def from_tdr(cls, tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> StoredTdr:
         return cls(
             **tdr.model_dump(mode="json", exclude_none=True),
+            **_out_of_shape(tdr),
             raw=raw_body,
             received_at=received_at.astimezone(UTC).isoformat(timespec="milliseconds"),
             expires_at=int(expires_at.timestamp()),
@@ -81,6 +85,8 @@ class StoredTdr(BaseModel):
         second time; measured, half the cost (about 10 us rather than 22 us a TDR).
         """
         values = tdr.model_dump(mode="json", exclude_none=True)
+        if tdr.out_of_shape:
+            values |= _out_of_shape(tdr)
         values["raw"] = raw_body
         values["received_at"] = received_at.astimezone(UTC).isoformat(timespec="milliseconds")
         item = {_ATTRIBUTE[field]: {"S": values[field]} for field in _TEXT_FIELDS if field in values}
@@ -125,6 +131,13 @@ class StoredTdr(BaseModel):
 # Field -> attribute name, and the text fields in the order of the PutItem request.
 _ATTRIBUTE = {field: str(info.alias) for field, info in StoredTdr.model_fields.items()}
 _TEXT_FIELDS = tuple(field for field in StoredTdr.model_fields if field != "expires_at")
+
+
+def _out_of_shape(tdr: Tdr) -> dict[str, str]:
+    """A TDR's fields out of shape, each as received, and their attribute names; empty when none is."""
+    if not tdr.out_of_shape:
+        return {}
+    return dict(tdr.out_of_shape) | {"out_of_shape": ",".join(_ATTRIBUTE[field] for field, _ in tdr.out_of_shape)}
 
 
 def projection(*fields: str) -> tuple[str, dict[str, str]]:

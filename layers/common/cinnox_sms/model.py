@@ -3,10 +3,16 @@
 CINNOX documents the field names and types but no example body, and its other
 events use camelCase inside a ``message`` object, so names are matched without
 regard to case (or ``_``/``-``) and both a flat and a wrapped body are accepted.
+
+A TDR is refused only when it cannot be one: what identifies it (TransactionID, Status, AppID) is
+strict; any other field that does not fit is kept as it came, as text, and named in ``out_of_shape``
+(a refusal is a 400, which tells CINNOX not to send the TDR again: it would be lost). A Status that
+is none of the four documented is kept as sent, when it is a sane name.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +27,13 @@ from cinnox_sms.status import Status as Status  # apart so that what only needs 
 _STATUS_BY_FOLDED_NAME = {status.value.lower(): status for status in Status}
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# A Status none of the four: kept as sent (trimmed) when it is a name of at most this many printable
+# characters. It is the item's sort key, and DynamoDB takes at most 1,024 bytes there (64 x 4 = 256).
+MAX_UNKNOWN_STATUS_CHARACTERS = 64
+# A field out of shape is stored as received, as text, cut where its JSON string would pass this many
+# UTF-8 bytes (the raw body keeps it whole): an alert holds each field's JSON about nine times, twice
+# escaped in places, and six such fields must still make a message SNS takes (256 KiB).
+MAX_OUT_OF_SHAPE_BYTES = 2048
 _PHONE_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 
@@ -46,7 +59,7 @@ class Tdr(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     transaction_id: Identifier = Field(alias="TransactionID")
-    status: Status = Field(alias="Status")
+    status: Status | str = Field(alias="Status")  # a str: a status CINNOX has not documented, kept as sent
     app_id: Identifier = Field(alias="AppID")
     type: Literal["tdr"] | None = Field(None, alias="Type")
     service_id: Identifier | None = Field(None, alias="ServiceID")
@@ -54,16 +67,25 @@ class Tdr(BaseModel):
     recipient_country: str | None = Field(None, alias="RecipientCountry")
     response_code: Annotated[str, StringConstraints(max_length=64)] | None = Field(None, alias="ResponseCode")
     exception: Annotated[str, StringConstraints(max_length=1024)] | None = Field(None, alias="Exception")
+    # No wire name (no alias): what parse_inbound found out of shape, as (field, value as received, as text),
+    # in the order of the fields above; the fields themselves are then None. Never part of a dump.
+    out_of_shape: tuple[tuple[str, str], ...] = Field((), exclude=True, repr=False)
 
     @field_validator("status", mode="before")
     @classmethod
-    def _status(cls, value: Any) -> Status:
+    def _status(cls, value: Any) -> Status | str:
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        try:
-            return _STATUS_BY_FOLDED_NAME[value.strip().lower()]
-        except KeyError:
-            raise ValueError(f"must be one of {', '.join(s.value for s in Status)}, not {_quote(value)}") from None
+        name = value.strip()
+        known = _STATUS_BY_FOLDED_NAME.get(name.lower())
+        if known is not None:
+            return known
+        if 0 < len(name) <= MAX_UNKNOWN_STATUS_CHARACTERS and name.isprintable():
+            return name  # stored and counted, never alerted: FAILURE_STATUSES names the failures
+        raise ValueError(
+            f"must be one of {', '.join(s.value for s in Status)}, or another name of 1 to "
+            f"{MAX_UNKNOWN_STATUS_CHARACTERS} printable characters, not {_quote(value)}"
+        )
 
     @field_validator("type", mode="before")
     @classmethod
@@ -98,12 +120,27 @@ class Tdr(BaseModel):
 
     @property
     def failed(self) -> bool:
-        return self.status.is_failure
+        return self.status in FAILURE_STATUSES
+
+    @property
+    def known_status(self) -> bool:
+        """False for a status CINNOX has not documented (kept as sent)."""
+        return isinstance(self.status, Status)
+
+    @property
+    def out_of_shape_fields(self) -> tuple[str, ...]:
+        """The fields (Python names, as StoredTdr's) that were out of shape, in wire order."""
+        return tuple(field for field, _ in self.out_of_shape)
 
 
-# Wire names keyed by their folded form: how a body's field names are matched.
-WIRE_NAMES = {fold(str(field.alias)): str(field.alias) for field in Tdr.model_fields.values()}
+# Wire names keyed by their folded form: how a body's field names are matched (out_of_shape has none).
+WIRE_NAMES = {fold(str(field.alias)): str(field.alias) for field in Tdr.model_fields.values() if field.alias}
 _REQUIRED = tuple(fold(str(field.alias)) for field in Tdr.model_fields.values() if field.is_required())
+# What identifies a TDR is strict (the required fields); a ``message`` object that holds either of these
+# holds a TDR, and is opened whatever else the body carries.
+_HOLDS_A_TDR = (fold("TransactionID"), fold("Status"))
+_FIELD_BY_WIRE_NAME = {str(info.alias): field for field, info in Tdr.model_fields.items() if info.alias}
+_WIRE_ORDER = {str(info.alias): index for index, info in enumerate(Tdr.model_fields.values())}
 
 
 @dataclass(frozen=True)
@@ -121,12 +158,19 @@ def parse_inbound(body: Any) -> Inbound:
     # Each key is folded once (a TDR's fields are read on every request).
     fields = _folded_items(body)
     challenge = _challenge(fields)
-    if not any(name in _REQUIRED for name, _ in fields):
-        message = dict(fields).get("message")
-        if isinstance(message, dict):
-            fields = _folded_items(message)
+    envelope: list[tuple[str, Any]] = []
+    message = next((value for name, value in fields if name == "message"), None)
+    if isinstance(message, dict):
+        inner = _folded_items(message)
+        # Opened whenever it holds a TDR (whatever the envelope carries beside it), or when the body
+        # itself holds none (a challenge inside it); the envelope's fields fill what the message lacks.
+        if any(name in _HOLDS_A_TDR for name, _ in inner) or not any(name in _REQUIRED for name, _ in fields):
+            envelope = [(name, value) for name, value in fields if name != "message"]
+            fields = inner
             challenge = challenge or _challenge(fields)
-    known = _known_fields(fields)
+    known, twice = _known_fields(fields)
+    if envelope:
+        _fill_from_envelope(known, envelope)
     if challenge is not None and not any(name in known for name in _REQUIRED):
         return Inbound(tdr=None, challenge=challenge)
     # Blank optional fields are how CINNOX says "none" (ResponseCode, Exception).
@@ -135,11 +179,56 @@ def parse_inbound(body: Any) -> Inbound:
         for name, value in known.items()
         if not (name not in _REQUIRED and (value is None or (isinstance(value, str) and not value.strip())))
     }
+    problems: list[Any] = []
+    if not twice:
+        try:
+            return Inbound(tdr=Tdr.model_validate(values), challenge=challenge)
+        except ValidationError as error:
+            problems = error.errors(include_url=False, include_input=False)
+    return Inbound(tdr=_out_of_shape(known, values, problems, twice), challenge=challenge)
+
+
+def _out_of_shape(
+    known: dict[str, Any], values: dict[str, Any], problems: list[Any], twice: dict[str, list[Any]]
+) -> Tdr:
+    """The TDR without the optional fields that do not fit, each kept as received (as text) in
+    ``out_of_shape`` (one given twice as the JSON array of its values); a BadRequest when what
+    identifies it (TransactionID, Status, AppID) is at fault."""
+    strict = [item for item in problems if not item["loc"] or fold(str(item["loc"][0])) in _REQUIRED]
+    if strict:
+        raise BadRequest(_describe(strict))
+    wrong = {str(item["loc"][0]) for item in problems} | twice.keys()
+    kept: dict[str, Any] = {name: value for name, value in values.items() if name not in wrong}
+    kept["out_of_shape"] = tuple(
+        (_FIELD_BY_WIRE_NAME[name], as_received(twice[name] if name in twice else known[fold(name)]))
+        for name in sorted(wrong, key=_WIRE_ORDER.__getitem__)
+    )
     try:
-        tdr = Tdr.model_validate(values)
-    except ValidationError as error:
-        raise BadRequest(_describe(error)) from None
-    return Inbound(tdr=tdr, challenge=challenge)
+        return Tdr.model_validate(kept)
+    except ValidationError as error:  # not expected: each optional field is validated on its own
+        raise BadRequest(_describe(error.errors(include_url=False, include_input=False))) from None
+
+
+def as_received(value: Any) -> str:
+    """A JSON value as text, as it came (a string as is, anything else as compact JSON), cut where its
+    JSON string would pass MAX_OUT_OF_SHAPE_BYTES of UTF-8 (a character takes at most 6: ``\\u0000``)."""
+    text = value if isinstance(value, str) else _ENCODE(value)
+    if len(text) * 6 > MAX_OUT_OF_SHAPE_BYTES and _json_bytes(text) > MAX_OUT_OF_SHAPE_BYTES:
+        fits, too_long = 0, len(text)  # the longest prefix that fits, by bisection: its size grows with it
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            fits, too_long = (
+                (middle, too_long) if _json_bytes(text[:middle]) <= MAX_OUT_OF_SHAPE_BYTES else (fits, middle)
+            )
+        text = text[:fits]
+    return text
+
+
+def _json_bytes(text: str) -> int:
+    return len(_ENCODE(text).encode()) - 2  # without its quotes
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _folded_items(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -156,27 +245,46 @@ def _challenge(fields: list[tuple[str, Any]]) -> str | None:
     return None
 
 
-def _known_fields(fields: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The TDR's fields by folded name; a field given twice (in any case) is refused."""
+def _known_fields(fields: list[tuple[str, Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The TDR's fields by folded name, and the optional ones given more than once (in two cases), by
+    wire name: all their values. An identifying field given twice with two values is refused."""
     known: dict[str, Any] = {}
+    twice: dict[str, list[Any]] = {}
     for name, value in fields:
         if name in WIRE_NAMES:
             if name in known:
-                raise BadRequest(f"{WIRE_NAMES[name]} is given more than once (field names are case-insensitive)")
+                if name not in _REQUIRED:
+                    twice.setdefault(WIRE_NAMES[name], [known[name]]).append(value)
+                elif known[name] != value:
+                    raise BadRequest(
+                        f"{WIRE_NAMES[name]} is given more than once, with two values "
+                        "(field names are case-insensitive)"
+                    )
+                continue
             known[name] = value
-    return known
+    return known, twice
 
 
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors(include_url=False, include_input=False):
+def _fill_from_envelope(known: dict[str, Any], envelope: list[tuple[str, Any]]) -> None:
+    """The envelope's TDR fields fill what its message lacks; an identifying field in both must agree."""
+    outer, _ = _known_fields(envelope)
+    for name, value in outer.items():
+        if name not in known:
+            known[name] = value
+        elif name in _REQUIRED and known[name] != value:
+            raise BadRequest(f"{WIRE_NAMES[name]} differs between the body and its message")
+
+
+def _describe(problems: list[Any]) -> str:
+    messages = []
+    for item in problems:
         name = str(item["loc"][0]) if item["loc"] else "body"  # the wire name: Tdr is validated by alias
         if item["type"] == "missing":
-            problems.append(f"{name} is required")
+            messages.append(f"{name} is required")
         else:
             message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}: {_lower_first(message)}")
-    return "; ".join(problems)
+            messages.append(f"{name}: {_lower_first(message)}")
+    return "; ".join(messages)
 
 
 def _lower_first(text: str) -> str:

@@ -7,21 +7,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.item import StoredTdr
-from cinnox_sms.status import Status
+from cinnox_sms.status import FAILURE_STATUSES, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # TDRs carry no timestamp and may arrive in any order: a terminal status outranks
 # Submitted whatever came first. Between terminal statuses, the later report wins.
-RANK = {Status.SUBMITTED: 0, Status.DELIVERED: 1, Status.UNDELIVERED: 1, Status.REJECTED: 1}
+RANK: dict[str, int] = {Status.SUBMITTED: 0, Status.DELIVERED: 1, Status.UNDELIVERED: 1, Status.REJECTED: 1}
+# A status CINNOX has not documented (stored as sent) says nothing we can rank: shown in the history,
+# current only when nothing else is stored.
+UNKNOWN_RANK = -1
 
 
 @dataclass(frozen=True)
 class StatusReport:
-    status: Status
+    status: Status | str  # a str: a status we do not know, as stored
     received_at: str  # "" when the item has none
     stored: StoredTdr
+
+    @property
+    def known(self) -> bool:
+        return isinstance(self.status, Status)
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,12 @@ class SmsStatus:
     history: list[StatusReport]  # in order of rank, then of arrival
 
     @property
-    def current(self) -> Status:
+    def current(self) -> Status | str:
         return self.history[-1].status
 
     @property
     def failed(self) -> bool:
-        return self.current.is_failure
+        return self.current in FAILURE_STATUSES
 
 
 def current_status(reports: Iterable[tuple[Status, str]]) -> Status:
@@ -62,6 +69,10 @@ def sms_status(client: DynamoDBClient, table_name: str, transaction_id: str) -> 
     if not items:
         return None
     stored = [StoredTdr.from_item(item) for item in items]
-    reports = [StatusReport(Status(s.status), s.received_at or "", s) for s in stored]
-    reports.sort(key=lambda report: (RANK[report.status], report.received_at))
+    reports = [StatusReport(_status(s.status), s.received_at or "", s) for s in stored]
+    reports.sort(key=lambda report: (RANK.get(report.status, UNKNOWN_RANK), report.received_at))
     return SmsStatus(transaction_id, reports)
+
+
+def _status(name: str) -> Status | str:
+    return Status(name) if name in Status._value2member_map_ else name

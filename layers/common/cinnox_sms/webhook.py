@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.errors import BadRequest, Forbidden, NotFound, ParkingUnavailable, PayloadTooLarge, StorageUnavailable
+from cinnox_sms.item import StoredTdr  # loaded by the store anyway: no cost on the cold start
 from cinnox_sms.model import Tdr, parse_inbound
 
 if TYPE_CHECKING:
     from cinnox_sms.parking import ParkedTdr, ParkingQueue
+    from cinnox_sms.secret_label import WebhookSecrets
     from cinnox_sms.store import TdrStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -36,9 +38,11 @@ class Receipt:
         if self.tdr is not None:
             result |= {
                 "transactionId": self.tdr.transaction_id,
-                "status": self.tdr.status.value,
+                "status": str(self.tdr.status),  # a StrEnum's str() is its value; a status we do not know as is
                 "duplicate": self.duplicate,
             }
+            if self.tdr.out_of_shape:  # stored as received and flagged: the sender may want to know
+                result["outOfShape"] = [StoredTdr.attribute(field) for field in self.tdr.out_of_shape_fields]
             if self.parked:
                 result["parked"] = True
         if self.challenge is not None:
@@ -50,28 +54,30 @@ class SecretUnavailable(Exception):
     """The webhook's secret could not be read (after the SDK's retries); the sender should retry."""
 
 
-class CachedSecret:
-    """A secret's value, kept for ``max_age`` seconds; called with ``fresh=True`` it is read afresh.
+class CachedSecret[T]:
+    """What a secret read returned, kept for ``max_age`` seconds; called with ``fresh=True`` it is read afresh.
 
     The caching of Powertools' ``SecretsProvider.get(max_age=..., force_fetch=...)``, without importing
-    every parameter provider (AppConfig, SSM, DynamoDB) on the webhook's cold start.
+    every parameter provider (AppConfig, SSM, DynamoDB) on the webhook's cold start; ``age`` says how old
+    the kept read is (timed from just before it was made, so never younger than what it saw).
     """
 
-    def __init__(
-        self, read: Callable[[], str], max_age: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, read: Callable[[], T], max_age: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._max_age = max_age
         self._monotonic = monotonic
-        self._value: str | None = None
-        self._expires = 0.0
+        self._value: T | None = None
+        self._read_at = 0.0
 
-    def __call__(self, fresh: bool) -> str:
+    def __call__(self, fresh: bool) -> T:
         now = self._monotonic()
-        if fresh or self._value is None or now >= self._expires:
-            self._value = self._read().strip()
-            self._expires = now + self._max_age
+        if fresh or self._value is None or now - self._read_at >= self._max_age:
+            self._value = self._read()  # a failed read keeps nothing: the last good one stays, with its age
+            self._read_at = now
         return self._value
+
+    def age(self) -> float:
+        return self._monotonic() - self._read_at
 
 
 class WebhookService:
@@ -81,16 +87,18 @@ class WebhookService:
         self,
         *,
         app_id: str,
-        webhook_secret: Callable[[bool], str],
+        webhook_secret: CachedSecret[WebhookSecrets],
         store: TdrStore,
         parking: ParkingQueue | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         refresh_interval: float = 10.0,
+        subscribed_max_age: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._app_id = app_id
         self._webhook_secret = webhook_secret  # called with True to bypass the cache
         self._refresh_interval = refresh_interval
+        self._subscribed_max_age = subscribed_max_age
         self._monotonic = monotonic
         self._last_refresh = -refresh_interval
         self._store = store
@@ -98,16 +106,29 @@ class WebhookService:
         self._clock = clock
 
     def authorise(self, raw_path: str) -> None:
-        """The secret is the last path segment; anything else is answered as not found."""
+        """The secret is the last path segment; anything else is answered as not found.
+
+        The current value's URL is accepted, and, while a rotation waits for CINNOX or was refused by it,
+        the URL CINNOX was last subscribed with (``cinnox_sms.secret_label``): that one only on a read at
+        most ``subscribed_max_age`` old, so that once the custom resource moves the label (CINNOX accepted
+        the new URL) the old URL stops within that time on every warm instance. docs/security.md has the
+        whole window.
+        """
         segment = raw_path.rstrip("\n").rsplit("/", 1)[-1].encode()
-        if hmac.compare_digest(segment, self._webhook_secret(False).encode()):
+        secrets = self._webhook_secret(False)
+        if hmac.compare_digest(segment, secrets.current.encode()):
             return
+        if secrets.subscribed is not None and hmac.compare_digest(segment, secrets.subscribed.encode()):
+            # Only who holds that secret gets here: re-read at most once per subscribed_max_age.
+            if self._webhook_secret.age() < self._subscribed_max_age or _accepts(self._webhook_secret(True), segment):
+                return
+            raise NotFound("not found")
         # The secret may have been rotated since it was cached: read it afresh, but at
         # most once per interval, so that probing wrong URLs cannot drive Secrets Manager.
         now = self._monotonic()
         if now - self._last_refresh >= self._refresh_interval:
             self._last_refresh = now
-            if hmac.compare_digest(segment, self._webhook_secret(True).encode()):
+            if _accepts(self._webhook_secret(True), segment):
                 return
         raise NotFound("not found")
 
@@ -136,6 +157,12 @@ class WebhookService:
     @property
     def store(self) -> TdrStore:
         return self._store
+
+
+def _accepts(secrets: WebhookSecrets, segment: bytes) -> bool:
+    """Whether the segment is either accepted value, each compared in constant time."""
+    current = hmac.compare_digest(segment, secrets.current.encode())
+    return current or (secrets.subscribed is not None and hmac.compare_digest(segment, secrets.subscribed.encode()))
 
 
 class ParkingDrain:
