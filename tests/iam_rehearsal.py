@@ -25,7 +25,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -602,13 +604,14 @@ class Rehearsal:
         return files
 
     def running_function(self, files: dict[str, str]) -> str | None:
-        """The function whose code is on the calling thread's stack."""
+        """The function whose code is on the calling thread's stack, or that handed this thread its work
+        (a ThreadPoolExecutor's worker, see _inheriting)."""
         frame = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_filename in files:
                 return files[frame.f_code.co_filename]
             frame = frame.f_back  # type: ignore[assignment]
-        return None
+        return getattr(_HANDED, "function", None)
 
     def _statements(self, provisioned: Provisioned) -> list[Statement]:
         if self._resolved_for != id(provisioned):
@@ -749,6 +752,26 @@ class Rehearsal:
 
 
 REHEARSAL = Rehearsal(Template.load())
+# A function's work run on a pool's worker thread is the function's: its calls are judged against its role.
+_HANDED = threading.local()
+
+
+def _inheriting(original: Callable[..., Any], rehearsal: Rehearsal) -> Callable[..., Any]:
+    files = rehearsal.app_files()
+
+    def submit(executor: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        function = rehearsal.running_function(files)
+
+        def handed(*inner: Any, **named: Any) -> Any:
+            _HANDED.function = function
+            try:
+                return fn(*inner, **named)
+            finally:
+                _HANDED.function = None
+
+        return original(executor, handed, *args, **kwargs)
+
+    return submit
 
 
 def _recording(original: Callable[..., Any], rehearsal: Rehearsal) -> Callable[..., Any]:
@@ -785,9 +808,12 @@ def iam_recorder() -> Iterator[Rehearsal]:
     """Every AWS call the functions make, through botocore's one door, for the whole session."""
     original = BaseClient._make_api_call  # type: ignore[attr-defined]
     BaseClient._make_api_call = _recording(original, REHEARSAL)  # type: ignore[attr-defined]
+    submit = ThreadPoolExecutor.submit
+    ThreadPoolExecutor.submit = _inheriting(submit, REHEARSAL)  # type: ignore[method-assign]
     try:
         yield REHEARSAL
     finally:
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
         BaseClient._make_api_call = original  # type: ignore[attr-defined]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 # importing any data class loads all of them (~40 modules, compiled from source on a cold start).
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
+from cinnox_sms.alert_ledger import AlertLedger
 from cinnox_sms.alerts import AlertNotPublished, AlertPublisher, Dispatched, StreamRecord, dispatch_records
 from cinnox_sms.metrics import ALERT_RECORDS_SKIPPED, ALERTS_FAILED, ALERTS_PUBLISHED
 from cinnox_sms.settings import AlertSettings
@@ -30,8 +32,18 @@ _deserializer = TypeDeserializer()
 
 
 @cache
+def settings() -> AlertSettings:
+    return AlertSettings.from_env()
+
+
+@cache
 def alert_publisher() -> AlertPublisher:
-    return AlertPublisher(boto3.client("sns"), AlertSettings.from_env().topic_arn)
+    return AlertPublisher(boto3.client("sns"), settings().topic_arn)
+
+
+@cache
+def alert_ledger() -> AlertLedger:
+    return AlertLedger(boto3.client("dynamodb"), settings().tdr_table_name)
 
 
 @cache
@@ -62,7 +74,12 @@ def stream_record(record: dict[str, Any]) -> StreamRecord:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # Alerts go out ten to a PublishBatch call, so publishing happens for the whole
     # batch first; the processor then reports each record that did not make it.
-    outcome = dispatch_records([stream_record(raw) for raw in event.get("Records", [])], alert_publisher())
+    outcome = dispatch_records(
+        [stream_record(raw) for raw in event.get("Records", [])],
+        alert_publisher(),
+        alert_ledger(),
+        grace=timedelta(minutes=settings().grace_minutes),
+    )
     if outcome.skipped:
         # Records that can never be alerts: retrying them would only hold back those behind.
         logger.warning(
@@ -71,6 +88,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             reasons=outcome.skip_reasons(),
             records=[key for key, _ in outcome.skipped[:_SKIPPED_KEYS_LOGGED]],
         )
+    if outcome.already or outcome.deferred:
+        # Already published (a retry's records), or old enough to be the overdue sweep's.
+        logger.info("alerts not sent from the stream", already_alerted=outcome.already, left_to_sweep=outcome.deferred)
+    if outcome.unrecorded:
+        # Published, but the record of it was not written: these may go out again (docs/alerts.md).
+        logger.error("alerts published but not recorded", count=len(outcome.unrecorded), first=outcome.unrecorded[0])
     if outcome.failed:
         logger.warning("alerts not published", count=len(outcome.failed), first=next(iter(outcome.failed.values())))
     metrics.add_metric(name=ALERTS_PUBLISHED, unit=MetricUnit.Count, value=outcome.published)

@@ -77,6 +77,7 @@ def test_only_new_failures_pass_the_filter_and_each_alerts_once(
     assert json.loads(record["raw"]) == rejected
     assert {k: v["Value"] for k, v in message["MessageAttributes"].items()} == {
         "status": "Rejected",
+        "transactionId": rejected["TransactionID"],  # with status: what a subscriber deduplicates on
         "country": "VE",
         "appId": APP_ID,
         "serviceId": "svc-sms-01",
@@ -321,11 +322,9 @@ def test_a_hand_edit_of_a_failed_item_passes_the_filter_but_publishes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Lambda guide, "Using event filtering with a DynamoDB event source": no filter on eventName."""
-    # Given a failed SMS, alerted on when it was stored
+    # Given a failed SMS, stored, and edited by hand before its alert went out (a MODIFY whose NewImage
+    # still says Undelivered and has no alertedAt)
     failed_sms(post, 1)
-    assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
-    assert len(alert_inbox()) == 1
-    # When someone edits the item by hand (a MODIFY whose NewImage still says Undelivered)
     [insert] = stream_records(stack)
     boto3.client("dynamodb").update_item(
         TableName=stack.table_name,
@@ -337,10 +336,14 @@ def test_a_hand_edit_of_a_failed_item_passes_the_filter_but_publishes_nothing(
     assert [r["eventName"] for r in modify] == ["MODIFY"]  # the NewImage filter lets it through
     capsys.readouterr()
     answer = alert.lambda_handler({"Records": modify}, context)
-    # Then no second alert goes out, nothing is retried, and the skip is counted
+    # Then no alert goes out for the edit, nothing is retried, and the skip is counted
     assert answer == {"batchItemFailures": []}
     assert alert_inbox() == []
     assert _metric_values(capsys.readouterr().out)[names.ALERT_RECORDS_SKIPPED] == 1
+    # And the INSERT's own alert goes out once; the MODIFY that records it (alertedAt) is filtered out
+    assert alert.lambda_handler({"Records": [insert]}, context) == {"batchItemFailures": []}
+    assert len(alert_inbox()) == 1
+    assert [r["eventName"] for r in filtered_batch(template, stack)["Records"]] == ["INSERT", "MODIFY"]
 
 
 def test_sns_fault_is_retried_from_the_first_unpublished_alert_only(
@@ -378,3 +381,18 @@ def test_cold_start_loads_the_batch_processor_only_for_a_batch_with_a_record_to_
     # Then neither the batch processor nor any event data class (nor asyncio, which the processor
     # loads) was: a batch that all went out answers without them; nor the webhook's TDR model
     assert done.stdout.strip() == "[]"
+
+
+def test_a_field_stored_out_of_shape_stays_in_the_record_not_in_the_attributes(
+    alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
+) -> None:
+    """SNS Developer Guide, "Amazon SNS message attributes": a value SNS may refuse stays out of them."""
+    # Given a failed SMS whose RecipientCountry is stored as received, flagged out of shape
+    assert post(tdr(Status="Undelivered", RecipientCountry="HKG")).status == 200
+    # When it is alerted
+    assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
+    # Then the record carries the country as received, and the attributes leave it out
+    [message] = alert_inbox()
+    assert json.loads(message["Message"])["recipientCountry"] == "HKG"
+    assert "country" not in message["MessageAttributes"]
+    assert message["MessageAttributes"]["status"]["Value"] == "Undelivered"

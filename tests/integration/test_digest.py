@@ -99,6 +99,7 @@ def test_the_alert_topic_delivers_each_alert_raw_to_the_digest_queue(stack: Stac
     assert "Type" not in record
     assert {name: value["StringValue"] for name, value in message["MessageAttributes"].items()} == {
         "status": "Rejected",
+        "transactionId": transaction_id,
         "country": "VE",
         "appId": "app-0f3c9d",
         "serviceId": "svc-sms-01",

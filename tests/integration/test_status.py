@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.stub import Stubber
 
+from cinnox_sms.alert_ledger import AlertLedger
 from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.model import Status
+from cinnox_sms.overdue import OverdueAlerts
 from cinnox_sms.query import sms_status
 from cinnox_sms_cli.main import main
-from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures
+from cinnox_sms_cli.redrive import Redriven, redrive_alerts
 from support import Post, Stack, stream_records, tdr
 from support import StubbedCloudFormation as _StubbedCloudFormation
 from support import described_stack as _described
@@ -171,7 +174,10 @@ def test_redrive_with_a_stack_writes_parked_tdrs_with_the_stacks_retention(
             "AlertTopicArn": stack.refs["AlertTopic"],
         }
     )
-    described["Stacks"][0]["Parameters"] = [{"ParameterKey": "TdrRetentionDays", "ParameterValue": "30"}]
+    described["Stacks"][0]["Parameters"] = [
+        {"ParameterKey": "TdrRetentionDays", "ParameterValue": "30"},
+        {"ParameterKey": "AlertGraceMinutes", "ParameterValue": "30"},
+    ]
     session = _StubbedCloudFormation([described] * 6)
     # When redrive runs with --stack
     assert main(["redrive", "--stack", "cinnox-sms"], session=session) == 0
@@ -183,19 +189,54 @@ def test_redrive_with_a_stack_writes_parked_tdrs_with_the_stacks_retention(
     assert abs(expires_at - (time.time() + 30 * 86400)) < 3600
 
 
-def test_redrive_publishes_alerts_whose_batch_failed(
+def received_ago(stack: Stack, minutes: int) -> None:
+    """Every stored TDR as if received that long ago (receivedAt, the AlertsDue index's sort key)."""
+    dynamodb = boto3.client("dynamodb")
+    at = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
+    for item in dynamodb.scan(TableName=stack.table_name)["Items"]:
+        dynamodb.update_item(
+            TableName=stack.table_name,
+            Key={"transactionId": item["transactionId"], "status": item["status"]},
+            UpdateExpression="SET receivedAt = :at",
+            ExpressionAttributeValues={":at": {"S": at}},
+        )
+
+
+def test_redrive_publishes_overdue_alerts_from_the_table_at_any_age(
     post: Post, stack: Stack, alert_inbox: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given two failed SMS whose alert batch ended in the failure queue, as Lambda records it
+    """Issue 19: alerts survive the stream: redrive reads the table, not the stream (whose records are gone)."""
+    # Given two failed SMS received two days ago, never alerted, and their failure record in the queue
     post(tdr(TransactionID="fail-1", Status="Rejected"))
     post(tdr(TransactionID="fail-2", Status="Undelivered"))
     queue_failure_record(stack)
+    received_ago(stack, 2 * 24 * 60)
     # When redrive runs, twice
     assert main(["redrive", *_queues(stack)]) == 0
-    assert "alert batches redriven: 1 (2 alerts published)" in capsys.readouterr().out
+    first = capsys.readouterr().out
     assert main(["redrive", *_queues(stack)]) == 0
-    # Then each alert was published once
+    # Then each alert was published once, and the failure record, covered, was cleared
     assert sorted(m["MessageAttributes"]["status"]["Value"] for m in alert_inbox()) == ["Rejected", "Undelivered"]
+    assert "overdue alerts published: 2 (still not alerted: 0;" in first
+    assert "alert failure records cleared: 1" in first
+    assert "overdue alerts published: 0" in capsys.readouterr().out
+
+
+def test_redrive_leaves_failures_younger_than_the_grace_to_the_stream(
+    post: Post, stack: Stack, alert_inbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failure received 5 minutes ago (the stream's, until the grace period is over) and its record
+    post(tdr(TransactionID="fail-1", Status="Rejected"))
+    queue_failure_record(stack)
+    received_ago(stack, 5)
+    # When redrive runs with the template's grace
+    assert main(["redrive", *_queues(stack)]) == 0
+    # Then it publishes nothing yet, says one is owed, and clears the failure record: the index keeps the failure
+    assert alert_inbox() == []
+    printed = capsys.readouterr().out
+    assert "overdue alerts published: 0 (still not alerted: 0; younger than the grace period, left" in printed
+    assert "the sweep: 1)" in printed
+    assert "alert failure records cleared: 1" in printed
 
 
 class RefusingSns:
@@ -218,21 +259,26 @@ class RefusingSns:
 
 
 def test_redrive_publishes_each_alert_once_while_one_keeps_failing(post: Post, stack: Stack, alert_inbox: Any) -> None:
-    """Issue 19: a failure record whose alerts went out but one is not re-published whole on every run."""
-    # Given ten failed SMS in one failure record, and SNS refusing the fourth's alert
+    """Issue 19: a run while one alert keeps failing does not publish the others again (was: the whole range)."""
+    # Given ten overdue failed SMS, and SNS refusing the fourth's alert
     for index in range(10):
         post(tdr(TransactionID=f"tx-{index}", Status="Undelivered"))
     queue_failure_record(stack)
-    streams = boto3.client("dynamodbstreams")
+    received_ago(stack, 60)
     sqs, queue = boto3.client("sqs"), stack.refs["AlertFailureQueue"]
     refusing = RefusingSns({"tx-3"})
-    publisher = AlertPublisher(refusing, stack.refs["AlertTopic"])  # type: ignore[arg-type]
+    grace = timedelta(minutes=30)
+    sweep = OverdueAlerts(
+        AlertLedger(boto3.client("dynamodb"), stack.table_name),
+        AlertPublisher(refusing, stack.refs["AlertTopic"]),  # type: ignore[arg-type]
+        grace,
+    )
     # When redrive runs twice while it keeps failing, then once after SNS takes it again
     runs = []
     for refused in ({"tx-3"}, {"tx-3"}, set()):
         refusing.refused = refused
         done = Redriven()
-        redrive_alert_failures(sqs, queue, streams, publisher, done)
+        redrive_alerts(sqs, queue, sweep, done)
         runs.append(done)
     # Then every alert reached the subscriber exactly once, and each run said what it published
     published = [
@@ -241,8 +287,8 @@ def test_redrive_publishes_each_alert_once_while_one_keeps_failing(post: Post, s
     ids = sorted(p["transactionId"] for p in published)
     assert ids == sorted(f"tx-{i}" for i in range(10))
     assert [run.alerts_published for run in runs] == [9, 0, 1]
-    assert [run.left_in_queue for run in runs] == [1, 1, 0]
-    assert runs[-1].batches_redriven == 1
+    assert [run.alerts_overdue for run in runs] == [1, 1, 0]
+    assert [run.failure_records_cleared for run in runs] == [0, 0, 1]
 
 
 def test_redrive_leaves_what_it_cannot_read(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

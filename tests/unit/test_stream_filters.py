@@ -26,6 +26,8 @@ from local_stack.template import (
     stream_filters,
 )
 
+# An alert's record (alertedAt, written by an UpdateItem: a MODIFY) wakes neither function.
+NOT_ALERTED = {"alertedAt": {"S": [{"exists": False}]}}
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-29T00:00:00.000"
 
 
@@ -63,8 +65,12 @@ def test_the_template_filters_on_new_image_only(template: Template) -> None:
     patterns = {key: stream_filters(template, *key) for key in _dynamodb_events(template)}
     # Then they are exactly these, and none filters on eventName (or any key but dynamodb)
     assert patterns == {
-        ("AlertFunction", "TdrStream"): [{"dynamodb": {"NewImage": {"status": {"S": ["Undelivered", "Rejected"]}}}}],
-        ("MetricsFunction", "Stored"): [{"dynamodb": {"NewImage": {"status": {"S": [{"exists": True}]}}}}],
+        ("AlertFunction", "TdrStream"): [
+            {"dynamodb": {"NewImage": {"status": {"S": ["Undelivered", "Rejected"]}, **NOT_ALERTED}}}
+        ],
+        ("MetricsFunction", "Stored"): [
+            {"dynamodb": {"NewImage": {"status": {"S": [{"exists": True}]}, **NOT_ALERTED}}}
+        ],
     }
     for pattern in (p for found in patterns.values() for p in found):
         assert set(pattern) == {"dynamodb"}
@@ -169,6 +175,12 @@ def test_criteria_lambda_refuses_as_a_whole_are_refused() -> None:
         ({"a": ["x"]}, {"a": ["y", "x"]}, True),  # an array matches when one element does
         ({"a": [{"exists": True}]}, {"a": {"b": "x"}}, False),  # exists works on leaves only
         ({"a": [{"exists": False}]}, {"a": {"b": "x"}}, True),
+        # A pattern is its leaf paths: under an absent field every path is absent, which only exists: false takes
+        ({"a": {"S": [{"exists": False}]}}, {}, True),
+        ({"a": {"S": [{"exists": False}]}}, {"a": {"S": "x"}}, False),
+        ({"a": {"S": [{"exists": False}]}}, {"a": {"N": "1"}}, True),
+        ({"a": {"S": [{"exists": True}]}}, {}, False),
+        ({"a": {"S": ["x"]}}, {}, False),
         ({"a": {"b": ["x"]}}, {"a": [{"b": "y"}, {"b": "x"}]}, True),
         ({"a": [{"anything-but": [1, 2]}]}, {"a": 3}, True),
         ({"a": [{"anything-but": "x"}]}, {}, False),
@@ -200,6 +212,20 @@ def test_what_each_template_filter_keeps(template: Template, status: Status, eve
     has_image = event_name in ("INSERT", "MODIFY")
     assert alert is (has_image and status in FAILURE_STATUSES)
     assert counted is has_image
+
+
+def test_an_alerts_record_wakes_neither_function(template: Template) -> None:
+    """Lambda guide, "Using event filtering with a DynamoDB event source" (Using the Exists operator: on leaves,
+    here alertedAt's S): the MODIFY that records an alert (cinnox_sms.alert_ledger) costs no invocation."""
+    # Given the MODIFY an alert's record makes: the failure's item with alertedAt set
+    image = _tdr_image("Undelivered") | {"alertedAt": {"S": "2026-12-06T03:00:00.000+00:00"}}
+    record = _record("MODIFY", image)
+    # Then neither mapping passes it on, while the INSERT before it reaches both
+    for key in _dynamodb_events(template):
+        assert not any(matches_filter(p, record) for p in stream_filters(template, *key))
+        assert any(
+            matches_filter(p, _record("INSERT", _tdr_image("Undelivered"))) for p in stream_filters(template, *key)
+        )
 
 
 def test_the_sam_generated_unrelated_batch_wakes_neither_function(template: Template) -> None:

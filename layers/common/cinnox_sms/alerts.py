@@ -6,14 +6,17 @@ import functools
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from cinnox_sms.alert_ledger import ALERTED, DUE, STREAM_MARGIN, AlertLedger, LedgerUnavailable
 from cinnox_sms.item import StoredTdr
+from cinnox_sms.moments import received_moment
 from cinnox_sms.status import FAILURE_STATUSES, Status
 
 if TYPE_CHECKING:
@@ -107,12 +110,16 @@ class Alert:
         return json.dumps(self.item, indent=indent, sort_keys=True, default=_json_default, ensure_ascii=False)
 
     def attributes(self) -> dict[str, Any]:
-        """Message attributes for subscription filter policies; empty values are left out."""
+        """Message attributes for subscription filter policies, and what a subscriber deduplicates on
+        (transactionId and status); empty values are left out, and so are fields stored out of shape (as
+        received: SNS may refuse their characters in an attribute, and the record carries them)."""
+        flagged = set((self.tdr.out_of_shape or "").split(","))
         values = {
             "status": self.tdr.status,
-            "country": self.tdr.recipient_country,
+            "transactionId": self.tdr.transaction_id,
+            "country": None if "recipientCountry" in flagged else self.tdr.recipient_country,
             "appId": self.tdr.app_id,
-            "serviceId": self.tdr.service_id,
+            "serviceId": None if "serviceId" in flagged else self.tdr.service_id,
         }
         return {attribute: {"DataType": "String", "StringValue": value} for attribute, value in values.items() if value}
 
@@ -229,6 +236,9 @@ class Dispatched:
     failed: dict[str, str]  # {key: why}: the records to report as batch item failures
     skipped: list[tuple[str, str]]  # (key, why): records that can never be alerts; retrying cannot help
     published: int
+    already: int = 0  # alerts the record shows published before (a retry's, a bisect's): not sent again
+    deferred: int = 0  # failures older than the stream's share of the grace period: the overdue sweep's
+    unrecorded: tuple[str, ...] = ()  # why records of published alerts could not be written
 
     def skip_reasons(self) -> dict[str, int]:
         return dict(Counter(why for _, why in self.skipped))
@@ -249,8 +259,19 @@ def alert_or_skip(record: StreamRecord) -> Alert | str:
     return SKIP_NOT_FAILURE if alert is None else alert
 
 
-def dispatch_records(records: Sequence[StreamRecord], publisher: AlertPublisher) -> Dispatched:
+def dispatch_records(
+    records: Sequence[StreamRecord],
+    publisher: AlertPublisher,
+    ledger: AlertLedger | None = None,
+    *,
+    grace: timedelta | None = None,
+    now: datetime | None = None,
+) -> Dispatched:
     """Alert on the failed SMS among stream records, in stream order; skip what cannot be an alert.
+
+    With a ledger (cinnox_sms.alert_ledger), what it records as alerted is not sent again and each alert
+    published is recorded; with a grace period, a failure on the AlertsDue index received longer than
+    ``grace - STREAM_MARGIN`` ago is left to the overdue sweep, so that the two never publish one item at once.
 
     Only a publishing fault is worth a retry. A stream resumes from its first failed
     record, so every record after it (skipped ones too) is reported failed with it.
@@ -263,13 +284,45 @@ def dispatch_records(records: Sequence[StreamRecord], publisher: AlertPublisher)
             alerts.append(outcome)
         else:
             skipped.append((record.key, outcome))
+    already = deferred = 0
+    if ledger is not None and alerts:
+        now = now or datetime.now(UTC)
+        try:
+            states = ledger.states([(alert.tdr.transaction_id, alert.tdr.status) for alert in alerts])
+        except LedgerUnavailable as error:
+            return Dispatched(failed={record.key: str(error) for record in records}, skipped=skipped, published=0)
+        sweep_from = None if grace is None else now - grace + STREAM_MARGIN
+        fresh = []
+        for alert in alerts:
+            state = states[(alert.tdr.transaction_id, alert.tdr.status)]
+            if state == ALERTED:
+                already += 1
+            elif state == DUE and sweep_from is not None and _past(alert, sweep_from, now):
+                deferred += 1  # on the index and old enough: the sweep's (only what is on the index is)
+            else:
+                fresh.append(alert)
+        alerts = fresh
     not_published = publisher.publish(alerts)
-    published = len(alerts) - len(not_published)
+    sent = [alert for alert in alerts if alert.key not in not_published]
+    unrecorded: tuple[str, ...] = ()
+    if ledger is not None and sent:
+        unrecorded = tuple(
+            ledger.record([(a.tdr.transaction_id, a.tdr.status) for a in sent], now or datetime.now(UTC))
+        )
+    dispatched = Dispatched(
+        failed={}, skipped=skipped, published=len(sent), already=already, deferred=deferred, unrecorded=unrecorded
+    )
     if not not_published:
-        return Dispatched(failed={}, skipped=skipped, published=published)
+        return dispatched
     cutoff = min(index for index, record in enumerate(records) if record.key in not_published)
     failed = {record.key: not_published.get(record.key, HELD_BACK) for record in records[cutoff:]}
-    return Dispatched(failed=failed, skipped=skipped, published=published)
+    return replace(dispatched, failed=failed)
+
+
+def _past(alert: Alert, cutoff: datetime, now: datetime) -> bool:
+    """Received before the cutoff (a receivedAt that cannot be read is not: the stream publishes it)."""
+    received = received_moment(alert.tdr.received_at, now)
+    return received is not None and received < cutoff
 
 
 def dispatch(records: Sequence[tuple[str, dict[str, Any] | None]], publisher: AlertPublisher) -> dict[str, str]:

@@ -7,14 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cinnox_sms.alert_ledger import ALERT_DUE, due_shard
 from cinnox_sms.errors import StorageUnavailable
 from cinnox_sms.item import StoredTdr
+from cinnox_sms.status import FAILURE_STATUSES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from cinnox_sms.model import Tdr
 
+_FAILURES = frozenset(status.value for status in FAILURE_STATUSES)
 # Written once: a repeat of the same key is refused and so adds no stream record.
 _NEW_ITEM_ONLY = f"attribute_not_exists({StoredTdr.attribute('transaction_id')})"
 
@@ -33,7 +36,7 @@ class TdrStore:
         try:
             self._client.put_item(
                 TableName=self._table_name,
-                Item=StoredTdr.item_from_tdr(tdr, raw_body, received_at, received_at + self._retention),
+                Item=item_of(tdr, raw_body, received_at, received_at + self._retention),
                 ConditionExpression=_NEW_ITEM_ONLY,
             )
         except ClientError as error:
@@ -45,6 +48,14 @@ class TdrStore:
         return True
 
 
+def item_of(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
+    """The PutItem attribute map of a TDR; a failure is written owed an alert (on the AlertsDue index)."""
+    item = StoredTdr.item_from_tdr(tdr, raw_body, received_at, expires_at)
+    if tdr.status in _FAILURES:
+        item[ALERT_DUE] = {"S": due_shard(tdr.transaction_id)}
+    return item
+
+
 def to_item(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
     """The PutItem attribute map of a TDR: what ``put`` writes (the benchmark sizes items with it)."""
-    return StoredTdr.from_tdr(tdr, raw_body, received_at, expires_at).to_item()
+    return item_of(tdr, raw_body, received_at, expires_at)

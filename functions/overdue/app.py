@@ -1,0 +1,47 @@
+"""The overdue sweep, every 10 minutes: the failed SMS not alerted within AlertGraceMinutes, published from
+the table (cinnox_sms.overdue), whatever became of the stream; what stays overdue is a metric with an alarm."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cinnox_sms.metrics import ALERTS_OVERDUE, ALERTS_PUBLISHED
+from cinnox_sms.overdue import OverdueAlerts
+from cinnox_sms.settings import OverdueAlertSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def sweep() -> OverdueAlerts:
+    settings = OverdueAlertSettings.from_env()
+    offset = timedelta(seconds=settings.clock_offset_seconds)  # 0 deployed: a local-only setting
+    return OverdueAlerts.from_settings(
+        settings, boto3.client("dynamodb"), boto3.client("sns"), now=lambda: datetime.now(UTC) + offset
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    swept = sweep().run()
+    # One datapoint per sweep, zero included: the alarm clears on the first sweep that leaves none.
+    metrics.add_metric(name=ALERTS_OVERDUE, unit=MetricUnit.Count, value=swept.overdue)
+    metrics.add_metric(name=ALERTS_PUBLISHED, unit=MetricUnit.Count, value=swept.published)
+    if swept.overdue:
+        logger.error("failed SMS still not alerted after the grace period: SNS refused them", extra=vars(swept))
+    elif swept.found:
+        logger.info("overdue alerts published", extra=vars(swept))
+    if swept.unrecorded:
+        logger.error("alerts published but not recorded: they may go out again", extra={"count": swept.unrecorded})
+    return vars(swept)
