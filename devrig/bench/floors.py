@@ -6,6 +6,7 @@ the benchmark measures the product's functions against them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -42,11 +43,13 @@ def webhook(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def alert(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """PublishBatch of ten, for every ten records: the least an alerter can do."""
+    """The record read, PublishBatch of ten for every ten records, each alert recorded: the least an alerter
+    that sends each alert once can do (the product's calls: cinnox_sms.alert_ledger)."""
     global _sns
     if _sns is None:
         _sns = boto3.client("sns")
     records = event["Records"]
+    read_alert_records(records)
     for start in range(0, len(records), 10):
         _sns.publish_batch(
             TopicArn=os.environ["ALERT_TOPIC_ARN"],
@@ -55,7 +58,43 @@ def alert(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 for i, r in enumerate(records[start : start + 10])
             ],
         )
+    write_alert_records(records)
     return {"batchItemFailures": []}
+
+
+def _alert_table() -> Any:
+    global _dynamodb
+    if _dynamodb is None:
+        _dynamodb = boto3.client("dynamodb")
+    return _dynamodb
+
+
+def read_alert_records(records: list[dict[str, Any]]) -> Any:
+    """One strongly consistent BatchGetItem of the records' keys (up to 100, a stream batch's most)."""
+    table = os.environ["TDR_TABLE_NAME"]
+    keys = list({json.dumps(r["dynamodb"]["Keys"], sort_keys=True): r["dynamodb"]["Keys"] for r in records}.values())
+    return _alert_table().batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+
+
+def write_alert_records(records: list[dict[str, Any]]) -> None:
+    """One UpdateItem per alert, ten at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    table, client = os.environ["TDR_TABLE_NAME"], _alert_table()
+
+    def record(keys: dict[str, Any]) -> None:
+        # As the product writes it: never an item that is not there.
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(
+                TableName=table,
+                Key=keys,
+                UpdateExpression="SET alertedAt = :now REMOVE alertDue",
+                ConditionExpression="attribute_exists(transactionId)",
+                ExpressionAttributeValues={":now": {"S": str(time.time())}},
+            )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(record, [r["dynamodb"]["Keys"] for r in records]))
 
 
 def subscription(event: dict[str, Any], context: Any) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from cinnox_sms.alert_ledger import RECORD_THREADS
 from cinnox_sms.model import FAILURE_STATUSES, Status
 from cinnox_sms.rollup import RollupKey, Submission
 from cinnox_sms.store import to_item
@@ -51,6 +52,8 @@ COLD_TARGETS = {"webhook": 1.15, "alert": 1.25, "subscription": 1.25}  # bytecod
 WARM_TARGETS = {"webhook": 1.10, "alert": 2.0}
 # The product's cost per TDR against the card floor's, at the template's defaults: within 10 % with issue 18's
 # features (every SMS accounted for) on at their defaults, and within 5 % without them, as before (issue 12).
+# Issue 19's alerts that outlive the stream come on top, held to their own budget (ISSUE_19_BUDGET: at most 5 %
+# of the product's cost before them, at a 5 % failure rate).
 COST_TARGET = 1.10
 COST_TARGET_BEFORE_ISSUE_18 = 1.05
 MEMORY_SIZES = (128, 256, 512, 1024)
@@ -283,6 +286,10 @@ def cold_event(stack: LocalStack, name: str) -> dict[str, Any]:
     return custom_resource_event("Create", "CinnoxSubscription", resource["Type"], properties, stack.cloudformation.url)
 
 
+# Issue 19: two of the reproduced shapes that were refused whole, now stored as received and flagged.
+OUT_OF_SHAPE_FIELDS = {"RecipientNumber": "+852 9876 5432", "RecipientCountry": "HKG"}
+
+
 def typical_tdr(app_id: str, transaction_id: str, status: Status = Status.DELIVERED) -> dict[str, Any]:
     """A TDR as CINNOX documents it."""
     failed = status in FAILURE_STATUSES
@@ -319,7 +326,7 @@ def stream_record(index: int, item: dict[str, Any]) -> dict[str, Any]:
         "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": {
-            "Keys": {},
+            "Keys": {name: item[name] for name in ("transactionId", "status") if name in item},
             "NewImage": item,
             "SequenceNumber": f"{index + 1:021d}",
             "SizeBytes": 400,
@@ -489,12 +496,27 @@ def _warm_webhook(stack: LocalStack, webhook: Any, tdrs: int, counter: LogCounte
     )
     assert len(floor_calls) == len(ours_calls)
     # Only the product writes logs or metrics: the counts are its own.
-    return {
+    results = {
         **times,
         "dynamodb_calls_per_tdr": len(ours_calls) / calls,
         "log_bytes_per_tdr": counter.bytes / calls,
         "log_events_per_tdr": counter.events / calls,
     }
+    return results | {"out_of_shape": _warm_out_of_shape(webhook, event, context, tdrs, counter)}
+
+
+def _warm_out_of_shape(
+    webhook: Any, event: dict[str, Any], context: Any, tdrs: int, counter: LogCounter
+) -> dict[str, float]:
+    """Issue 19: a TDR with fields out of shape is stored and flagged, and costs a metric line and a log line
+    (the happy path writes none): its time and log bytes, per such TDR (the stubbed PutItem stores each)."""
+    body = json.loads(event["body"]) | OUT_OF_SHAPE_FIELDS
+    flagged = event | {"body": json.dumps(body), "isBase64Encoded": False}
+    calls = max(50, tdrs // 10)
+    counter.bytes = counter.events = 0
+    seconds = _time_per_call(lambda: webhook.lambda_handler(flagged, context), calls)
+    made = calls + min(50, calls)  # _time_per_call's warm-up calls write their lines too
+    return {"seconds": seconds, "log_bytes_per_tdr": counter.bytes / made, "log_events_per_tdr": counter.events / made}
 
 
 def _warm_alert(stack: LocalStack, alert: Any, tdrs: int, counter: LogCounter) -> dict[str, Any]:
@@ -507,8 +529,16 @@ def _warm_alert(stack: LocalStack, alert: Any, tdrs: int, counter: LogCounter) -
     floors.alert(first, context)
     card.alert(first, context)
     ours_sns = stub(alert.alert_publisher()._client, "PublishBatch", sns_batch_answer, "text/xml")
+    # Issue 19: the record of what was alerted, answered in memory as PublishBatch is (nothing alerted yet).
+    ledger = alert.alert_ledger()._client
+    stub(ledger, "BatchGetItem", lambda _: b'{"Responses": {}}', "application/x-amz-json-1.0")
+    stub(ledger, "UpdateItem", lambda _: b"{}", "application/x-amz-json-1.0")
     stub(floors._sns, "PublishBatch", sns_batch_answer, "text/xml")
     stub(card._sns, "PublishBatch", sns_batch_answer, "text/xml")
+    # Both floors record alerts through the plain floors' DynamoDB client.
+    floor_records = floors._alert_table()
+    stub(floor_records, "BatchGetItem", lambda _: b'{"Responses": {}}', "application/x-amz-json-1.0")
+    stub(floor_records, "UpdateItem", lambda _: b"{}", "application/x-amz-json-1.0")
     counter.bytes = counter.events = 0
     times, calls = _time_interleaved(
         {
@@ -627,8 +657,9 @@ def write_units(app_id: str) -> dict[str, Any]:
             "Padding": "p" * 60_000,
         }
     )
+    out_of_shape = json.dumps(json.loads(typical) | OUT_OF_SHAPE_FIELDS)
     sizes = {}
-    for name, body in (("typical", typical), ("maximal", maximal)):
+    for name, body in (("typical", typical), ("maximal", maximal), ("out_of_shape", out_of_shape)):
         tdr = parse_inbound(json.loads(body)).tdr
         assert tdr is not None
         sizes[name] = item_size(to_item(tdr, body, _now(), _now()))
@@ -637,6 +668,8 @@ def write_units(app_id: str) -> dict[str, Any]:
         "typical_write_units": math.ceil(sizes["typical"] / 1024),
         "maximal_item_bytes": sizes["maximal"],
         "maximal_write_units": math.ceil(sizes["maximal"] / 1024),
+        "out_of_shape_item_bytes": sizes["out_of_shape"],
+        "out_of_shape_write_units": math.ceil(sizes["out_of_shape"] / 1024),
     }
 
 
@@ -849,6 +882,38 @@ ISSUE_18_ITEMS = {
     "item 4": "the SMS lists (cinnox-sms pending)",
 }
 ISSUE_18_LIST_BUDGET = 0.05  # issue 18: the lists at most 5 % of today's cost per TDR, or off by default
+
+# --- issue 19: alerts that outlive the stream, each once (cinnox_sms.alert_ledger, cinnox_sms.overdue) -------
+# Modelled from the calls the code makes, per failure (ASSUMPTIONS["failure_share"] of TDRs):
+ALERT_RECORD: dict[str, float] = {
+    # The AlertsDue index (keys only): written with the failure's PutItem, deleted when its alert is recorded;
+    # an index entry under 1 KB is one write unit each ("Global secondary indexes": provisioned throughput
+    # considerations; "DynamoDB read and write operations").
+    "index_write_units_per_failure": 2.0,
+    # The record itself: an UpdateItem bills the larger of the item before and after it, the typical TDR's units
+    # (write_units), added in tdr_cost. The lookup a retry consults: a strongly consistent BatchGetItem, one read
+    # unit per item up to 4 KB.
+    "lookup_read_units_per_failure": 1.0,
+    # The overdue sweep: every 10 minutes (template.yaml), a Query per index shard (cinnox_sms.alert_ledger
+    # DUE_SHARDS) that finds nothing in the common case: 0.5 read units each, the eventually consistent minimum.
+    "sweeps_per_day": 144,
+    "sweep_query_read_units": 0.5,
+    # Assumed: a function invoked every 10 minutes starts cold every time; two log lines (EMF and a line).
+    "sweep_cold_share": 1.0,
+    "sweep_log_events": 2,
+    "sweep_log_bytes": 600,
+    # AlertsOverdue and AlertsPublished under the sweep's service are emitted only when not zero: a custom metric
+    # with no datapoint in an hour is not billed for it ("prorated by the hour"), so none in the common case; the
+    # alarm is billed every month.
+    "sweep_custom_metrics": 0,
+    "sweep_alarms": 1,
+}
+ISSUE_19_LINES = (
+    "19.1 alert record: index, record, lookup",
+    "19.1 overdue sweep, every 10 minutes",
+    "19.5 rollup rebuild fence, a read a batch",
+)
+ISSUE_19_BUDGET = 0.05  # issue 19: alerts that outlive the stream at most 5 % of today's cost at 5 % failures
 
 
 # A TDR as the metrics function reads it from the stream: (receivedAt, country, status, transaction ID).
@@ -1173,6 +1238,36 @@ def no_final_check_cost(check: dict[str, Any], memory_mb: int, cold_ms: float) -
     }
 
 
+def overdue_sweep_cost(memory_mb: int, cold_ms: float) -> dict[str, float]:
+    """USD a day of the overdue sweep in the common case (nothing overdue), by what bills it; its function at
+    memory_mb, cold each run (its INIT taken as cold_ms, the alert function's: the same layer and clients)."""
+    from cinnox_sms.alert_ledger import DUE_SHARDS
+
+    runs = ALERT_RECORD["sweeps_per_day"]
+    rtt = ASSUMPTIONS["dynamodb_put_round_trip_ms"]
+    invocation = invocation_cost(
+        memory_mb, DUE_SHARDS * rtt, cold_ms, ALERT_RECORD["sweep_log_events"], ALERT_RECORD["sweep_log_bytes"], 0.0
+    )
+    lambda_usd = (
+        invocation["lambda requests"]
+        + invocation["lambda duration"]
+        + ALERT_RECORD["sweep_cold_share"] * gb_seconds_cost(billed_ms(cold_ms), memory_mb)
+        + invocation["logs, Lambda's START/END/REPORT"]
+        + invocation["logs, the code's lines and EMF"]
+    )
+    monthly = (
+        ALERT_RECORD["sweep_custom_metrics"] * PRICES["cloudwatch_custom_metric_per_month"]
+        + ALERT_RECORD["sweep_alarms"] * PRICES["cloudwatch_alarm_per_month"]
+    )
+    read_units = runs * DUE_SHARDS * ALERT_RECORD["sweep_query_read_units"]
+    return {
+        "DynamoDB read units": read_units * PRICES["dynamodb_on_demand_read_units_per_million"] / 1e6,
+        "Lambda (requests, duration, INIT, logs)": runs * lambda_usd,
+        "EventBridge Scheduler": runs * PRICES["scheduler_invocations_per_million"] / 1e6,
+        "CloudWatch metrics and alarm": monthly * 24 / TRACKING["hours_per_month"],
+    }
+
+
 # DynamoDB Developer Guide, "DynamoDB item sizes and formats": for storage billing, every item takes 100 bytes
 # of overhead on top of its size.
 ITEM_STORAGE_OVERHEAD_BYTES = 100
@@ -1419,10 +1514,12 @@ def tdr_cost(
     write_unit = PRICES["dynamodb_on_demand_write_units_per_million"] / 1e6
     read_unit = PRICES["dynamodb_on_demand_read_units_per_million"] / 1e6
     lookups, check_line, lists = ISSUE_18_LINES["items 1+2"], ISSUE_18_LINES["item 3"][0], ISSUE_18_LINES["item 4"][0]
-    check_usd_per_tdr = 0.0
+    check_usd_per_tdr = sweep_usd_per_tdr = 0.0
     if check is not None:
         check_day = no_final_check_cost(check, memory_mb, side["alert_cold_s"] * 1000 * factor)
         check_usd_per_tdr = sum(check_day.values()) / check["tdrs_per_day"]
+        sweep_day = overdue_sweep_cost(memory_mb, side["alert_cold_s"] * 1000 * factor)
+        sweep_usd_per_tdr = sum(sweep_day.values()) / check["tdrs_per_day"]
     parts: dict[str, float] = {
         "HTTP API requests": PRICES["http_api_per_million"] / 1e6,
         "DynamoDB write units": write_units_per_tdr * write_unit,
@@ -1443,6 +1540,31 @@ def tdr_cost(
         # ... the hourly no-final-status check at 1 million SMS a day, and the SMS lists' writes.
         check_line: check_usd_per_tdr,
         lists: side.get("list_write_units_per_tdr", 0.0) * write_unit,
+        # Issue 19, the product's alone: each failure's index entry (written, deleted), its record (an UpdateItem
+        # of the item) and the lookup a retry consults, with their round trips in the alert function (a
+        # BatchGetItem a batch, an UpdateItem an alert) ...
+        ISSUE_19_LINES[0]: side.get("issue_19", 0.0)
+        * (
+            failures
+            * (
+                (ALERT_RECORD["index_write_units_per_failure"] + write_units_per_tdr) * write_unit
+                + ALERT_RECORD["lookup_read_units_per_failure"] * read_unit
+            )
+            + alert_per_tdr
+            * rtt
+            * (1 + math.ceil(alert_batch_size / RECORD_THREADS))
+            / 1000
+            * memory_mb
+            / 1024
+            * PRICES["lambda_arm64_gb_second"]
+        ),
+        # ... the overdue sweep every 10 minutes, at the no-final-status check's volume, and the rebuild fence the
+        # metrics function reads each batch (cinnox_sms.rollup.read_fences: a strongly consistent GetItem of a
+        # small item, one read unit, and its round trip).
+        ISSUE_19_LINES[1]: sweep_usd_per_tdr,
+        ISSUE_19_LINES[2]: side.get("issue_19", 0.0)
+        * metrics_per_tdr
+        * (read_unit + rtt / 1000 * memory_mb / 1024 * PRICES["lambda_arm64_gb_second"]),
     }
     for function, per_tdr in (("webhook", 1.0), ("alert", alert_per_tdr), ("metrics", metrics_per_tdr)):
         costs = {"webhook": webhook, "alert": alert, "metrics": metrics}[function]
@@ -1452,9 +1574,11 @@ def tdr_cost(
     xray = parts.pop("x-ray")
     untraced = sum(parts.values())
     issue_18 = sum(parts[line] for lines in ISSUE_18_LINES.values() for line in lines)
+    issue_19 = sum(parts[line] for line in ISSUE_19_LINES)
     return {
         "usd_per_million": round(untraced * 1e6, 4),
-        "usd_per_million_before_issue_18": round((untraced - issue_18) * 1e6, 4),
+        "usd_per_million_before_issue_19": round((untraced - issue_19) * 1e6, 4),
+        "usd_per_million_before_issue_18": round((untraced - issue_18 - issue_19) * 1e6, 4),
         "usd_per_million_traced": round((untraced + xray) * 1e6, 4),
         "webhook_billed_ms": billed_ms(webhook_run),
         "p50_ms": round(webhook_run, 2),
@@ -1486,6 +1610,8 @@ def cost_model(results: dict[str, Any], template_memory: int) -> dict[str, Any]:
             "metrics_cpu_s_per_batch": metrics["seconds_per_batch_of_1000"],
             "metrics_log_events_per_batch": metrics["log_events_per_batch"],
             "metrics_log_bytes_per_batch": metrics["log_bytes_per_batch"],
+            # Issue 19: the record of what was alerted and the overdue sweep, the product's alone.
+            "issue_19": 1.0 if variant == "product" else 0.0,
             # At the modelled 100 TDR/s the Stored mapping's batches fill to 1,000: the high-volume batch.
             # What the rollups write and read: the product's alone, no floor keeps them.
             **{
@@ -1519,8 +1645,10 @@ def cost_model(results: dict[str, Any], template_memory: int) -> dict[str, Any]:
         return bool(
             product["cold_start_s"] <= ASSUMPTIONS["cold_start_budget_s"]
             and product["p50_ms"] <= ASSUMPTIONS["p50_budget_ms"]
-            and product["usd_per_million"] <= COST_TARGET * card
+            and product["usd_per_million_before_issue_19"] <= COST_TARGET * card
             and product["usd_per_million_before_issue_18"] <= COST_TARGET_BEFORE_ISSUE_18 * card
+            and product["usd_per_million"] - product["usd_per_million_before_issue_19"]
+            <= ISSUE_19_BUDGET * product["usd_per_million_before_issue_19"]
         )
 
     fitting = [memory for memory in MEMORY_SIZES if fits(memory)]
@@ -1613,6 +1741,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         memory = int(template.function("WebhookFunction")["MemorySize"])
         results["cost"] = cost_model(results, memory)
         results["issue_18"] = issue_18_costs(results)
+        results["issue_19"] = issue_19_costs(results)
     target = RESULTS if complete else BENCH / "results-partial.json"
     target.write_text(json.dumps(results, indent=2) + "\n")
     text, misses = table(results)
@@ -1700,6 +1829,25 @@ def table(results: dict[str, Any]) -> tuple[str, list[str]]:
             None,
             ">10",
         )
+        # Issue 19: what a TDR stored with fields out of shape costs (a metric line, a log line; one write).
+        flagged = warm["webhook"].get("out_of_shape")
+        if flagged:
+            fact("warm webhook, per TDR out of shape (us)", f"{flagged['seconds'] * 1e6:.2f}", "", None, ">10")
+            fact(
+                "  log lines / bytes per TDR out of shape",
+                f"{flagged['log_events_per_tdr']:.2f}",
+                f"{flagged['log_bytes_per_tdr']:.0f}",
+                None,
+                ">10",
+            )
+    if "out_of_shape_item_bytes" in units:
+        fact(
+            "  item bytes / write units, TDR out of shape",
+            units["out_of_shape_item_bytes"],
+            f"{units['out_of_shape_write_units']} WU",
+            None,
+            ">10",
+        )
     if "alert" in warm:
         sns = warm["alert"]["sns_calls_per_100_alerts"]
         fact("SNS calls per 100 alerts", f"{sns:.1f}", "=10", sns == 10, ">10")
@@ -1717,6 +1865,13 @@ def table(results: dict[str, Any]) -> tuple[str, list[str]]:
         lines.extend(cost_table(results["cost"], misses))
     if "issue_18" in results:
         lines.extend(issue_18_table(results["issue_18"], results["rollup_writes"]))
+    if "issue_19" in results:
+        summary = results["issue_19"]
+        lines.extend(issue_19_table(summary))
+        if summary["share_of_today"] > ISSUE_19_BUDGET:
+            misses.append(
+                f"issue 19: {summary['share_of_today']:.1%} of today's cost per TDR (budget {ISSUE_19_BUDGET:.0%})"
+            )
     return "\n".join(lines), misses
 
 
@@ -1792,11 +1947,15 @@ def cost_table(cost: dict[str, Any], misses: list[str]) -> list[str]:
     at = cost["at_template_memory"]
     card = at["card floor"]["usd_per_million"]
     memory = cost["template_memory_mb"]
+    total = at["product"]["usd_per_million"]
+    lines.append(
+        f"{'at the template MemorySize ' + str(memory) + ' MB, product / card floor':<60} {total / card:>6.3f}"
+    )
     for label, note, usd, target in (
         (
-            f"at the template MemorySize {memory} MB, product / card floor",
-            "",
-            at["product"]["usd_per_million"],
+            "  the same without issue 19's alert record and sweep",
+            " without issue 19",
+            at["product"]["usd_per_million_before_issue_19"],
             COST_TARGET,
         ),
         (
@@ -1824,6 +1983,57 @@ def cost_table(cost: dict[str, Any], misses: list[str]) -> list[str]:
     )
     lines.append(
         f"{'  REST API + direct DynamoDB integration':<60} {cost['rest_api_direct_dynamodb_usd_per_million']:>6.4f}"
+    )
+    return lines
+
+
+def issue_19_costs(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 19's alert record and overdue sweep at the template's memory: USD per million TDRs by line, and the
+    share of the product's cost before them (today's), held to ISSUE_19_BUDGET."""
+    cost = results["cost"]
+    product = cost["at_template_memory"]["product"]
+    today = product["usd_per_million_before_issue_19"]
+    by_line = {line: product["usd_per_million_by_item"][line] for line in ISSUE_19_LINES}
+    memory = cost["template_memory_mb"]
+    cold_ms = results["cold_start_seconds"]["alert"]["product, bytecode shipped"] * 1000 * cpu_factor(memory)
+    units = results["write_units"]["typical_write_units"]
+    return {
+        "memory_mb": memory,
+        "failure_share": ASSUMPTIONS["failure_share"],
+        "usd_per_million_by_line": by_line,
+        "usd_per_million_tdrs": round(sum(by_line.values()), 4),
+        "usd_per_million_today": today,
+        "share_of_today": sum(by_line.values()) / today,
+        "write_units_per_failure": ALERT_RECORD["index_write_units_per_failure"] + units,
+        "read_units_per_failure": ALERT_RECORD["lookup_read_units_per_failure"],
+        "sweep_usd_per_day": sum(overdue_sweep_cost(memory, cold_ms).values()),
+        "sweep_usd_per_day_by_what": overdue_sweep_cost(memory, cold_ms),
+    }
+
+
+def issue_19_table(summary: dict[str, Any]) -> list[str]:
+    """Issue 19: what the alert record and the overdue sweep cost per TDR, against the product's cost before them."""
+    lines = [
+        "",
+        f"issue 19: alerts that outlive the stream ({summary['memory_mb']} MB, {summary['failure_share']:.0%} of TDRs "
+        f"failures; % of the product's ${summary['usd_per_million_today']:.4f} per million TDRs before them)",
+        f"{'':<48} {'per failure / a day':>24} {'USD per M TDRs':>15} {'%':>6}",
+    ]
+    record, sweep, fence = ISSUE_19_LINES
+    by_line = summary["usd_per_million_by_line"]
+    rows = (
+        (record, f"{summary['write_units_per_failure']:.0f} WU + {summary['read_units_per_failure']:.0f} RU"),
+        (sweep, f"${summary['sweep_usd_per_day']:.4f} a day"),
+        (fence, "1 RU a metrics batch"),
+    )
+    for line, units in rows:
+        lines.append(
+            f"  {line:<46} {units:>24} {by_line[line]:>15.4f} {by_line[line] / summary['usd_per_million_today']:>6.1%}"
+        )
+    ok = summary["share_of_today"] <= ISSUE_19_BUDGET
+    lines.append(
+        f"  {'issue 19 in all (budget ' + format(ISSUE_19_BUDGET, '.0%') + ')':<46} {'':>24} "
+        f"{summary['usd_per_million_tdrs']:>15.4f} {summary['share_of_today']:>6.1%} {'ok' if ok else 'MISS'}"
     )
     return lines
 
