@@ -21,17 +21,19 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from cinnox_sms.alert_ledger import AlertLedger
 from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy
 from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.item import StoredTdr
+from cinnox_sms.overdue import OverdueAlerts
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.rollup import TTF_BUCKETS
 from cinnox_sms.store import TdrStore
-from cinnox_sms_cli import pending
+from cinnox_sms_cli import pending, rebuild
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
-from cinnox_sms_cli.redrive import Redriven, redrive_alert_failures, redrive_parked
+from cinnox_sms_cli.redrive import Redriven, redrive_alerts, redrive_parked
 from cinnox_sms_cli.report import VIEWS, Period, by_country, duration, moment, read_rollups, render
 
 NOT_FOUND = 1
@@ -136,15 +138,22 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     _rollup_options(waiting)
     redrive = commands.add_parser(
         "redrive",
-        help="send parked TDRs and failed alerts back through the product",
-        description="Write the TDRs waiting in the parking queue, and publish the alerts whose stream records wait in "
-        "the alert failure queue; each message is deleted once done, so running it again does nothing new.",
+        help="send parked TDRs and overdue alerts back through the product",
+        description="Write the TDRs waiting in the parking queue, and publish the alerts of failed SMS not alerted "
+        "within the grace period, at any age, from the table (what the schedule's sweep does every 10 minutes); "
+        "each is done once, so running it again does nothing new.",
     )
     redrive.add_argument("--stack", help="a deployed stack's name (table, queues and topic from its outputs)")
     redrive.add_argument("--table", help="the TDR table's name (without --stack)")
     redrive.add_argument("--parking-queue-url", help="the parking queue (without --stack)")
     redrive.add_argument("--failure-queue-url", help="the alert failure queue (without --stack)")
     redrive.add_argument("--topic-arn", help="the alert topic (without --stack)")
+    redrive.add_argument(
+        "--grace-minutes",
+        type=int,
+        help="alert the failures received at least this long ago (the stream's until then): with --stack, the "
+        "stack's AlertGraceMinutes; without, 30 (the template's default)",
+    )
     redrive.add_argument(
         "--retention-days",
         type=int,
@@ -167,6 +176,22 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     hooks.add_argument("--resend", action="store_true", help="subscribe the webhook URL again")
     hooks.add_argument("--list-path", default=EVENT_HOOKS_PATH, help=f"the event-hook list path ({EVENT_HOOKS_PATH})")
     _aws_options(hooks)
+    rollups = commands.add_parser("rollups", help="maintain the rollups the report and pending read")
+    rollup_commands = rollups.add_subparsers(dest="rollups_command", required=True, metavar="ROLLUPS_COMMAND")
+    rebuilding = rollup_commands.add_parser(
+        "rebuild",
+        help="recompute the rollups of whole hours from the TDR table",
+        description="Recompute the rollups (arrival and cohort counts, time-to-final buckets, SMS lists) of the whole "
+        "UTC hours from --since to --until from the TDR table: a Scan in parallel segments, its read cost printed "
+        "before it starts. Idempotent, and safe while MetricsFunction counts: the TDRs of those hours received before "
+        "the rebuild's fence are counted by the rebuild, those after it by the stream (docs/operations.md).",
+    )
+    rebuilding.add_argument(
+        "--since", required=True, help="how long ago (24h, 7d) or an ISO 8601 time; floored to its hour"
+    )
+    rebuilding.add_argument("--until", help="the same forms; excluded, rounded up to the next hour (default: now)")
+    rebuild.add_options(rebuilding)
+    _aws_options(rebuilding)
     args = parser.parse_args(argv)
     if args.command == "subscription":
         resend = ["webhook_url", "webhook_secret_id"] if args.resend else []
@@ -175,8 +200,10 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     redrive_names = ["table", "parking_queue_url", "failure_queue_url", "topic_arn"]
     if args.command == "redrive" and (problem := _missing(args, redrive_names)):
         redrive.error(problem)
-    if args.command in ("report", "pending"):
-        command = report if args.command == "report" else waiting
+    if args.command == "rollups" and (problem := _missing(args, ["table", "rollup_table"])):
+        rebuilding.error(problem)
+    if args.command in ("report", "pending", "rollups"):
+        command = {"report": report, "pending": waiting}.get(args.command, rebuilding)
         try:
             now = datetime.now(UTC)
             period = Period.covering(moment(args.since, now), moment(args.until, now) if args.until else now)
@@ -194,6 +221,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
                 return run_report(session, args, period)
             if args.command == "pending":
                 return run_pending(session, args, period, age, now)
+            if args.command == "rollups":
+                return run_rebuild(session, args, period)
             table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
             dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
             if args.command == "redrive":
@@ -239,6 +268,18 @@ def run_pending(session: boto3.Session, args: argparse.Namespace, period: Period
     return 0
 
 
+def run_rebuild(session: boto3.Session, args: argparse.Namespace, period: Period) -> int:
+    tdr_table = args.table or stack_output(session, args.endpoint_url, args.stack, "TdrTableName")
+    rollup_table = args.rollup_table or stack_output(session, args.endpoint_url, args.stack, "RollupTableName")
+    retention = args.retention_days
+    if retention is None:  # the rollups expire with the TDRs: the stack's retention, not a guess
+        retention = (
+            int(stack_parameter(session, args.endpoint_url, args.stack, "TdrRetentionDays")) if args.stack else 400
+        )
+    dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
+    return rebuild.run(dynamodb, tdr_table, rollup_table, retention, period, args)
+
+
 def _not_rollups(table: str, error: ClientError) -> int:
     """A Query the table refused as invalid: usually the TDR table given where the rollups are (its keys
     are not day/slot); anything else goes up as any AWS error does."""
@@ -263,16 +304,15 @@ def run_redrive(session: boto3.Session, args: argparse.Namespace, table: str, dy
             int(stack_parameter(session, args.endpoint_url, args.stack, "TdrRetentionDays")) if args.stack else 400
         )
     redrive_parked(sqs, where("parking_queue_url", "ParkingQueueUrl"), TdrStore(dynamodb, table, retention), done)
-    publisher = AlertPublisher(
-        session.client("sns", endpoint_url=args.endpoint_url), where("topic_arn", "AlertTopicArn")
+    grace = args.grace_minutes
+    if grace is None:  # what the stream is left before the sweep takes a failure: the stack's, not a guess
+        grace = int(stack_parameter(session, args.endpoint_url, args.stack, "AlertGraceMinutes")) if args.stack else 30
+    sweep = OverdueAlerts(
+        AlertLedger(dynamodb, table),
+        AlertPublisher(session.client("sns", endpoint_url=args.endpoint_url), where("topic_arn", "AlertTopicArn")),
+        timedelta(minutes=grace),
     )
-    redrive_alert_failures(
-        sqs,
-        where("failure_queue_url", "AlertFailureQueueUrl"),
-        session.client("dynamodbstreams", endpoint_url=args.endpoint_url),
-        publisher,
-        done,
-    )
+    redrive_alerts(sqs, where("failure_queue_url", "AlertFailureQueueUrl"), sweep, done)
     print("\n".join(done.lines()))
     return 0 if not done.left_in_queue else NOT_FOUND
 
@@ -353,12 +393,15 @@ _NOT_SHOWN = {"transaction_id", "status", "raw", "expires_at"}
 
 
 def as_json(found: SmsStatus) -> dict[str, Any]:
+    # A status we do not know is shown as stored, with "knownStatus": false; "outOfShape" (an attribute)
+    # names the fields kept as received.
     return {
         StoredTdr.attribute("transaction_id"): found.transaction_id,
-        "currentStatus": found.current.value,
+        "currentStatus": str(found.current),
         "failed": found.failed,
         "history": [
-            {"status": r.status.value}
+            {"status": str(r.status)}
+            | ({} if r.known else {"knownStatus": False})
             | r.stored.model_copy(update={"received_at": r.received_at}).as_record(_NOT_SHOWN)
             for r in found.history
         ],
@@ -367,15 +410,20 @@ def as_json(found: SmsStatus) -> dict[str, Any]:
 
 def as_text(found: SmsStatus) -> str:
     latest = found.history[-1].stored
+    unknown = "" if found.history[-1].known else " (a status we do not know)"
     lines = [
-        f"SMS {found.transaction_id}: {found.current.value}{' (not delivered)' if found.failed else ''}",
+        f"SMS {found.transaction_id}: {found.current}{' (not delivered)' if found.failed else ''}{unknown}",
         f"  recipient  {latest.recipient or 'unknown'} ({latest.recipient_country or 'country unknown'})",
         "  history",
     ]
     for report in found.history:
         stored = report.stored
-        details = ", ".join(
-            v for v in (stored.exception, stored.response_code and f"response code {stored.response_code}") if v
-        )
-        lines.append(f"    {report.status.value:<12} received {report.received_at}{'  ' + details if details else ''}")
+        notes = [
+            stored.exception,
+            stored.response_code and f"response code {stored.response_code}",
+            None if report.known else "a status we do not know",
+            stored.out_of_shape and f"out of shape: {stored.out_of_shape.replace(',', ', ')}",
+        ]
+        details = ", ".join(note for note in notes if note)
+        lines.append(f"    {report.status!s:<12} received {report.received_at}{'  ' + details if details else ''}")
     return "\n".join(lines)

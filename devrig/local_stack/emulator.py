@@ -227,6 +227,9 @@ def _table(aws: boto3.Session, stack: str, logical_id: str, properties: dict[str
     }
     if arguments["BillingMode"] == "PROVISIONED":
         arguments["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    if "GlobalSecondaryIndexes" in properties:
+        # As the template has them (an on-demand table's indexes take no throughput of their own).
+        arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     if "StreamSpecification" in properties:
         arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     if "SSESpecification" in properties:

@@ -449,10 +449,14 @@ class LocalStack:
         return self.record.status
 
     def _custom_resource_ids(self) -> list[str]:
+        """The template's custom resources that exist with the stack's parameters: a resource whose
+        Condition is false is not created (and is deleted when an update makes it false)."""
+        conditions = self.template.conditions(self.provisioned.refs)
         return [
             name
             for name, resource in self.template.body["Resources"].items()
-            if resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource"
+            if (resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource")
+            and ("Condition" not in resource or conditions[resource["Condition"]])
         ]
 
     def _send(
@@ -540,8 +544,10 @@ class LocalStack:
 
     def update(self, parameters: dict[str, str]) -> str:
         """A stack update with new parameter values, as CloudFormation runs it for the custom
-        resources: Update events, then a cleanup Delete of replaced ids, or, when an Update
-        fails, rollback Updates back to the old properties. Returns the final stack status.
+        resources: Update events (a Create for one whose Condition became true), then a cleanup Delete
+        of replaced ids and of resources whose Condition became false, or, when an event fails,
+        rollback Updates back to the old properties and a Delete of what it created. Returns the
+        final stack status.
 
         Only the custom resources see the new values: the rest keeps what start() made.
         """
@@ -554,7 +560,11 @@ class LocalStack:
         self.provisioned.refs.update(parameters)
         self.record.status = "UPDATE_IN_PROGRESS"
         done: list[tuple[CustomResource, CustomResource]] = []  # (before, after), in order
+        wanted = self._custom_resource_ids()
+        removed = [resource for name, resource in self.resources.items() if name not in wanted]
         for name, before in list(self.resources.items()):
+            if name not in wanted:
+                continue
             properties = self.resolve(self.template.resource(name)["Properties"])
             if properties == before.properties:
                 continue
@@ -566,20 +576,43 @@ class LocalStack:
             after = CustomResource(name, before.resource_type, properties, answer["PhysicalResourceId"])
             self.resources[name] = after
             done.append((before, after))
+        created: list[CustomResource] = []
+        for name in (name for name in wanted if name not in self.resources):
+            properties = self.resolve(self.template.resource(name)["Properties"])
+            answer = self._send("Create", name, properties)
+            made = CustomResource(
+                name,
+                self.template.resource(name)["Type"],
+                properties,
+                answer.get("PhysicalResourceId") or self._placeholder_id(name),
+            )
+            if answer["Status"] != "SUCCESS":
+                self.provisioned.refs.update(previous)
+                return self._roll_back_update(done, [*created, made])
+            self.resources[name] = made
+            created.append(made)
         self.options.parameters.update(parameters)
         replaced = [before for before, after in done if before.physical_id != after.physical_id]
-        if replaced:
-            # A new physical id is a replacement: the old one is deleted, with its old properties.
+        if replaced or removed:
+            # A new physical id is a replacement: the old one is deleted, with its old properties;
+            # so is a resource the template no longer has (its Condition is false now).
             self.record.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
             for before in replaced:
                 self._send("Delete", before.logical_id, before.properties, before.physical_id)
+            for gone in removed:
+                self._send("Delete", gone.logical_id, gone.properties, gone.physical_id)
+                self.resources.pop(gone.logical_id, None)
         self.record.status = "UPDATE_COMPLETE"
         return self.record.status
 
-    def _roll_back_update(self, done: list[tuple[CustomResource, CustomResource]]) -> str:
+    def _roll_back_update(
+        self, done: list[tuple[CustomResource, CustomResource]], created: list[CustomResource] | None = None
+    ) -> str:
         self.record.status = "UPDATE_ROLLBACK_IN_PROGRESS"
         ok = True
-        replacements = []
+        replacements = list(reversed(created or []))  # created by the update: the rollback deletes them
+        for made in replacements:
+            self.resources.pop(made.logical_id, None)
         for before, after in reversed(done):
             if before.physical_id != after.physical_id:
                 replacements.append(after)  # the old resource still exists: the new one goes

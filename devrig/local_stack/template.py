@@ -88,15 +88,18 @@ class Template:
         return resolved
 
     def table_definition(self, logical_id: str, table_name: str) -> dict[str, Any]:
-        """CreateTable arguments from the table's KeySchema, attributes, billing and stream."""
+        """CreateTable arguments from the table's KeySchema, attributes, indexes, billing and stream."""
         properties = self.resource(logical_id)["Properties"]
-        return {
+        definition = {
             "TableName": table_name,
             "KeySchema": properties["KeySchema"],
             "AttributeDefinitions": properties["AttributeDefinitions"],
             "BillingMode": properties["BillingMode"],
             "StreamSpecification": {"StreamEnabled": True, **properties["StreamSpecification"]},
         }
+        if "GlobalSecondaryIndexes" in properties:  # an attribute defined is one a key uses (CreateTable)
+            definition["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        return definition
 
     def conditions(self, refs: dict[str, str]) -> dict[str, bool]:
         """Evaluate the template's Conditions (Fn::Equals, Not, And, Or, Condition)."""
@@ -304,7 +307,10 @@ def _matches(pattern: dict[str, Any], node: Any) -> bool:
             continue
         value = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
         if isinstance(expected, dict):
-            if not any(_matches(expected, obj) for obj in _flatten(value) if isinstance(obj, dict)):
+            # A pattern is a set of leaf paths: under a field that is absent (or holds no object), each path is
+            # absent, which only `exists: false` accepts (the pattern is matched against an empty object).
+            objects = [obj for obj in _flatten(value) if isinstance(obj, dict)] or [{}]
+            if not any(_matches(expected, obj) for obj in objects):
                 return False
         else:
             leaves = [leaf for leaf in _flatten(value) if not isinstance(leaf, dict)]

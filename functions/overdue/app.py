@@ -31,13 +31,18 @@ def sweep() -> OverdueAlerts:
     )
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     swept = sweep().run()
-    # One datapoint per sweep, zero included: the alarm clears on the first sweep that leaves none.
-    metrics.add_metric(name=ALERTS_OVERDUE, unit=MetricUnit.Count, value=swept.overdue)
-    metrics.add_metric(name=ALERTS_PUBLISHED, unit=MetricUnit.Count, value=swept.published)
+    # Only what is not zero: a custom metric is billed for each hour it gets data, and in the common case a
+    # sweep finds nothing. The alarm treats no data as not breaching: it clears on the first sweep that leaves
+    # none overdue (a sweep that does not run shows in the function's own Errors).
+    if swept.overdue:
+        metrics.add_metric(name=ALERTS_OVERDUE, unit=MetricUnit.Count, value=swept.overdue)
+    if swept.published:
+        metrics.add_metric(name=ALERTS_PUBLISHED, unit=MetricUnit.Count, value=swept.published)
+    if swept.overdue or swept.published:
+        metrics.flush_metrics()  # by hand, not log_metrics: that one warns on every empty flush
     if swept.overdue:
         logger.error("failed SMS still not alerted after the grace period: SNS refused them", extra=vars(swept))
     elif swept.found:

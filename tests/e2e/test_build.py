@@ -20,7 +20,15 @@ import pytest
 from local_stack.template import ROOT, Template
 
 BUILD_DIR = ROOT / os.environ.get("SAM_BUILD_DIR", ".aws-sam/build")
-FUNCTIONS = ["WebhookFunction", "ParkedTdrFunction", "SubscriptionFunction", "AlertFunction", "MetricsFunction"]
+FUNCTIONS = [
+    "WebhookFunction",
+    "ParkedTdrFunction",
+    "SubscriptionFunction",
+    "AlertFunction",
+    "MetricsFunction",
+    "WarmThroughputFunction",
+    "OverdueAlertFunction",
+]
 
 # Runs in a fresh interpreter without site-packages, paths set as Lambda sets them:
 # the function's folder, then the layer's python/ folder; the runtime's boto3 last.

@@ -91,13 +91,17 @@ def test_the_stack_runs_a_schedulev2_function_on_its_schedule_and_not_when_disab
                 stack.start()
                 time.sleep(3.5)
                 invocations = stack.hosts["NoFinalStatusFunction"].invocations
-                runs = [run for schedule in stack.schedules for run in schedule.runs]
+                runs = [run for s in stack.schedules if s.function == "NoFinalStatusFunction" for run in s.runs]
+                sweeps = [run for s in stack.schedules if s.function == "OverdueAlertFunction" for run in s.runs]
             finally:
                 stack.stop()
+            # The overdue sweep (always ENABLED) ran too, on its own schedule, and found nothing owed
+            assert sweeps
+            assert all(run.ok and run.result["found"] == 0 for run in sweeps)
             if hours == "24":
                 # Given NoFinalStatusHours 24 (State ENABLED), compressed to every second: it ran at once, then on
                 # its schedule, through the function's own runtime, each run answering the check's figures
-                assert [s.function for s in stack.schedules] == ["NoFinalStatusFunction"]
+                assert [s.function for s in stack.schedules] == ["NoFinalStatusFunction", "OverdueAlertFunction"]
                 assert 3 <= len(runs) <= 7
                 assert invocations == len(runs)
                 assert all(run.ok and run.result["found"] == 0 for run in runs)
@@ -105,7 +109,7 @@ def test_the_stack_runs_a_schedulev2_function_on_its_schedule_and_not_when_disab
                 assert "NoFinalStatusFunction: schedule Hourly, rate(1 hour), every 1 s here (first run now)" in lines
             else:
                 # Given NoFinalStatusHours 0 (State DISABLED): no schedule, never invoked
-                assert stack.schedules == []
+                assert [s.function for s in stack.schedules] == ["OverdueAlertFunction"]
                 assert invocations == 0
                 assert "NoFinalStatusFunction: schedule Hourly (rate(1 hour)) is DISABLED" in lines
     finally:

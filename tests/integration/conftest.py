@@ -251,6 +251,14 @@ def subscription(
 
 
 @pytest.fixture
+def warm_throughput(
+    template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
+) -> Iterator[ModuleType]:
+    """The custom resource function that raises the TDR table's warm throughput (and refuses to lower it)."""
+    yield from _function(template, stack, monkeypatch, logs, "WarmThroughputFunction")
+
+
+@pytest.fixture
 def post(webhook: ModuleType, stack: Stack, context: LambdaContext) -> Post:
     """POST a body to the webhook handler, at the secret path unless told otherwise."""
 

@@ -16,7 +16,15 @@ from local_stack.template import ROOT, Template, load_function_module, matches_f
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-FUNCTIONS = ["WebhookFunction", "ParkedTdrFunction", "SubscriptionFunction", "AlertFunction", "MetricsFunction"]
+FUNCTIONS = [
+    "WebhookFunction",
+    "ParkedTdrFunction",
+    "SubscriptionFunction",
+    "AlertFunction",
+    "MetricsFunction",
+    "WarmThroughputFunction",
+    "OverdueAlertFunction",
+]
 
 
 def test_parameters_are_named_as_documented_and_only_cinnox_ones_lack_defaults(template: Template) -> None:

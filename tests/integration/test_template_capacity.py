@@ -136,16 +136,26 @@ def test_warm_throughput_is_off_by_default(template: Template) -> None:
     assert table["BillingMode"] == "PAY_PER_REQUEST"
 
 
-def test_warm_throughput_is_valid_when_on(template: Template) -> None:
-    """Sources: CloudFormation "AWS::DynamoDB::Table WarmThroughput" (ReadUnitsPerSecond, WriteUnitsPerSecond,
-    integers); "Understanding DynamoDB warm throughput" (a new on-demand table starts at 12,000 reads and
-    4,000 writes and its warm throughput never decreases)."""
+def test_warm_throughput_is_raised_by_a_custom_resource_that_only_goes_up(template: Template) -> None:
+    """Sources: "Understanding DynamoDB warm throughput" ("Once increased, warm throughput values can't be
+    decreased."; DynamoDB raises them by itself as usage grows); CloudFormation "AWS::DynamoDB::Table
+    WarmThroughput" (ReadUnitsPerSecond and WriteUnitsPerSecond are both optional)."""
     # Given a campaign that needs twice a new table's writes
-    # When the table is rendered with the parameter set
+    refs = {**template.parameter_defaults(), "TdrTableWarmWriteUnits": "8000"}
+    # When the table and the custom resource are rendered with the parameter set
     table = _table(template, TdrTableWarmWriteUnits="8000")
-    # Then it is pre-warmed for those writes, with reads at the on-demand default
-    assert table["WarmThroughput"] == {"WriteUnitsPerSecond": "8000", "ReadUnitsPerSecond": 12000}
-    assert int(table["WarmThroughput"]["ReadUnitsPerSecond"]) >= NEW_TABLE_READ_UNITS
+    resource = template.resource("TdrTableWarmThroughput")
+    # Then the table declares no warm throughput (a declared value goes stale, and below the table's own it
+    # fails the deploy), and no read units anywhere: only the command line reads
+    assert "WarmThroughput" not in table
+    assert "ReadUnitsPerSecond" not in (ROOT / "template.yaml").read_text()
+    # and the custom resource, there only while the parameter is not 0, raises the table's write units to it
+    assert resource["Condition"] == "HasTdrTableWarmThroughput"
+    assert template.conditions(refs)["HasTdrTableWarmThroughput"] is True
+    assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["WarmThroughputFunction", "Arn"]}
+    assert resource["Properties"]["TableName"] == {"Ref": "TdrTable"}
+    assert resource["Properties"]["WriteUnitsPerSecond"] == {"Ref": "TdrTableWarmWriteUnits"}
+    assert int(resource["Properties"]["ServiceTimeout"]) > int(template.function("WarmThroughputFunction")["Timeout"])
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ STORED = {status: f"Tdr{status.value}" for status in Status}
 # Webhook events worth a metric; the happy path emits none, to keep a log line off every TDR.
 REFUSED = "TdrRefused"  # dimension Reason: BadRequest, Forbidden, NotFound, PayloadTooLarge
 REPEATED = "TdrRepeated"
+OUT_OF_SHAPE = "TdrOutOfShape"  # stored with fields that did not fit, kept as received (the item's outOfShape)
+UNKNOWN_STATUS = "TdrUnknownStatus"  # stored with a Status none of the four: never alerted, in no rollup
 PARKED = "TdrParked"
 NOT_STORED = "TdrNotStored"  # neither stored nor parked: the sender was told to retry
 LANDED = "ParkedTdrLanded"
@@ -26,6 +28,8 @@ LANDED = "ParkedTdrLanded"
 ALERTS_PUBLISHED = "AlertsPublished"
 ALERTS_FAILED = "AlertsNotPublished"
 ALERT_RECORDS_SKIPPED = "AlertRecordsSkipped"  # stream records that can never be alerts: skipped, not retried
+# The overdue sweep: failures older than AlertGraceMinutes still not alerted when a sweep ended.
+ALERTS_OVERDUE = "AlertsOverdue"
 SUBSCRIPTION_CALLS = "SubscriptionCalls"  # dimension Outcome: SUCCESS, FAILED
 # The hourly check for SMS with no final status past NoFinalStatusHours: found by each check, and refused by SNS.
 NO_FINAL_STATUS = "SmsWithNoFinalStatus"
@@ -35,12 +39,15 @@ ALL = {
     *STORED.values(),
     REFUSED,
     REPEATED,
+    OUT_OF_SHAPE,
+    UNKNOWN_STATUS,
     PARKED,
     NOT_STORED,
     LANDED,
     ALERTS_PUBLISHED,
     ALERTS_FAILED,
     ALERT_RECORDS_SKIPPED,
+    ALERTS_OVERDUE,
     SUBSCRIPTION_CALLS,
     NO_FINAL_STATUS,
     NO_FINAL_STATUS_NOT_PUBLISHED,
@@ -64,5 +71,5 @@ def stored_tdr(event_name: str | None, image: dict[str, Any] | None) -> tuple[St
     except ValidationError:
         return None  # not a TDR: an item someone else put in the table
     if tdr.status not in Status._value2member_map_:
-        return None
+        return None  # a status we do not know: the webhook counted it (TdrUnknownStatus); it is in no rollup
     return tdr, Status(tdr.status)

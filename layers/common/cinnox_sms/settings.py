@@ -26,9 +26,14 @@ class WebhookSettings(_FromEnvironment):
     webhook_secret_arn: str = Field(alias="WEBHOOK_SECRET_ARN", min_length=1)
     retention_days: int = Field(alias="TDR_RETENTION_DAYS", default=400, ge=1)
     parking_queue_url: str | None = Field(alias="PARKING_QUEUE_URL", default=None)
-    # The secret changes only on rotation; re-reading it every few minutes keeps
-    # Secrets Manager calls off the hot path while still picking up a rotation.
-    secret_max_age_seconds: int = Field(alias="WEBHOOK_SECRET_MAX_AGE", default=300, ge=0)
+    # The secret changes only on rotation; re-reading it once a minute keeps Secrets Manager
+    # off the hot path (one read a minute per warm instance) and bounds how long an instance that
+    # has not read since a rotation began still takes the old URL (docs/security.md, the window).
+    secret_max_age_seconds: int = Field(alias="WEBHOOK_SECRET_MAX_AGE", default=60, ge=0)
+    # While a rotation waits for CINNOX (or was refused), CINNOX's URL is accepted only on a read at most
+    # this old: once CINNOX accepted the new URL, the old one stops within it. At most one read per this
+    # time per warm instance, and only for requests that hold the old secret.
+    subscribed_max_age_seconds: float = Field(alias="WEBHOOK_SUBSCRIBED_MAX_AGE", default=1.0, ge=0, le=60)
 
 
 class ParkedTdrSettings(_FromEnvironment):
@@ -40,6 +45,17 @@ class ParkedTdrSettings(_FromEnvironment):
 
 class AlertSettings(_FromEnvironment):
     topic_arn: str = Field(alias="ALERT_TOPIC_ARN", min_length=1)
+    # The record of what was alerted (cinnox_sms.alert_ledger) is kept on the TDR items.
+    tdr_table_name: str = Field(alias="TDR_TABLE_NAME", min_length=1)
+    # A failure older than this is the overdue sweep's, not the stream's (AlertGraceMinutes).
+    grace_minutes: int = Field(alias="ALERT_GRACE_MINUTES", default=30, ge=10, le=1440)
+
+
+class OverdueAlertSettings(AlertSettings):
+    """The sweep that publishes failures not alerted within the grace period, from the table."""
+
+    # Local only, as NoFinalStatusSettings': `make demo` and the tests move the sweep's clock forward.
+    clock_offset_seconds: float = Field(alias="CINNOX_SMS_LOCAL_CLOCK_OFFSET_SECONDS", default=0.0, ge=0)
 
 
 class SubscriptionSettings(_FromEnvironment):
