@@ -30,6 +30,7 @@ from cinnox_sms.item import StoredTdr
 from cinnox_sms.overdue import OverdueAlerts
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.rollup import TTF_BUCKETS
+from cinnox_sms.secret_label import mark_subscribed, read_current
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli import pending, rebuild
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
@@ -326,11 +327,13 @@ def run_subscription(session: boto3.Session, args: argparse.Namespace) -> int:
         client = CinnoxClient(settings["base_url"], token, retry=RetryPolicy(3, 0.5, 4.0))
         redact.add(token)
         if args.resend:
-            secret = secrets.get_secret_value(SecretId=settings["webhook_secret_id"])["SecretString"].strip()
-            redact.add(secret)
+            current = read_current(secrets, settings["webhook_secret_id"])
+            redact.add(current.value)
             state = client.set_outbound_sms_subscription(
-                settings["app_id"], enabled=True, url=f"{settings['webhook_url'].rstrip('/')}/{secret}"
+                settings["app_id"], enabled=True, url=f"{settings['webhook_url'].rstrip('/')}/{current.value}"
             )
+            # As the deploy does: only now that CINNOX has this URL does the webhook stop taking the one before.
+            mark_subscribed(secrets, settings["webhook_secret_id"], current.version_id)
             print(f"subscribed again (updatedAt {state.updated_at or 'not given'})")
         listed = client.event_hooks(settings["app_id"], args.list_path)
     except (CinnoxError, ValueError) as error:

@@ -16,6 +16,7 @@ from cinnox_sms.alerts import AlertPublisher
 from cinnox_sms.model import Status
 from cinnox_sms.overdue import OverdueAlerts
 from cinnox_sms.query import sms_status
+from cinnox_sms.secret_label import SUBSCRIBED_LABEL
 from cinnox_sms_cli.main import main
 from cinnox_sms_cli.redrive import Redriven, redrive_alerts
 from support import Post, Stack, stream_records, tdr
@@ -331,6 +332,10 @@ def test_subscription_lists_and_resends_without_showing_secrets(
     assert cinnox.subscription["url"].endswith(stack.webhook_secret)
     assert stack.webhook_secret not in printed
     assert stack.app_token not in printed
+    # And the version CINNOX now has carries the label the webhook reads (the URL before it stops being taken)
+    secrets = boto3.client("secretsmanager")
+    labelled = secrets.get_secret_value(SecretId=stack.refs["WebhookSecret"], VersionStage=SUBSCRIBED_LABEL)
+    assert labelled["VersionId"] == secrets.get_secret_value(SecretId=stack.refs["WebhookSecret"])["VersionId"]
 
 
 def test_subscription_wrong_token_is_a_clear_error(

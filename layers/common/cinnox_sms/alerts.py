@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cinnox_sms.alert_ledger import ALERTED, DUE, STREAM_MARGIN, AlertLedger, LedgerUnavailable
+from cinnox_sms.alert_ledger import (
+    ALERT_CLAIM,
+    ALERT_DUE,
+    ALERTED,
+    ALERTED_AT,
+    DUE,
+    STREAM_MARGIN,
+    AlertLedger,
+    LedgerUnavailable,
+)
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.moments import received_moment
 from cinnox_sms.status import FAILURE_STATUSES, Status
@@ -28,6 +37,7 @@ SNS_BATCH_SIZE = 10  # PublishBatch's maximum
 MAX_MESSAGE_BYTES = 200 * 1024
 MAX_BATCH_BYTES = 240 * 1024
 _SUBJECT_LIMIT = 100
+_BOOKKEEPING = frozenset({ALERT_DUE, ALERT_CLAIM, ALERTED_AT})
 _JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "firehose")
 # What a stream image's attribute holds when it is not a map, list or set.
 _SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
@@ -58,7 +68,8 @@ class Alert:
             raise NotAnAlert("the record's NewImage has no transactionId or status") from None
         if tdr.status not in FAILURE_STATUSES:
             return None  # the template's FilterCriteria should keep these away
-        return cls(key=key, item=image, tdr=tdr)
+        # The record of the alert itself (alert_ledger's bookkeeping) is not part of what a subscriber gets.
+        return cls(key=key, item={k: v for k, v in image.items() if k not in _BOOKKEEPING}, tdr=tdr)
 
     @property
     def status(self) -> Status:
