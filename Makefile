@@ -11,6 +11,7 @@ TOOLS_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+SEMGREP_VENV := .venv-semgrep
 UV_VENV := .venv-uv
 BUILD_DIR := .aws-sam/build
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -49,16 +50,23 @@ $(UV_VENV)/.installed: devrig/requirements/uv.txt
 	$(UV_VENV)/bin/python -m pip install -q --require-hashes -r devrig/requirements/uv.txt
 	touch $@
 
-$(VENV)/.installed: requirements-dev.txt pyproject.toml devrig/pyproject.toml $(UV_VENV)/.installed
+# The project and devrig/ are installed editable with no build isolation: their build backend
+# (setuptools) comes from its own hashed lock, devrig/requirements/build.txt, like everything else.
+$(VENV)/.installed: requirements-dev.txt devrig/requirements/build.txt pyproject.toml devrig/pyproject.toml $(UV_VENV)/.installed
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found (the Lambda runtime's version): install it, or set PYTHON313=" >&2; exit 1; }
 	rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV)
-	$(UV_LOCKED) $(VENV)/bin/python -r requirements-dev.txt
-	$(UV) pip install -q --python $(VENV)/bin/python --no-deps -e . -e devrig
+	$(UV_LOCKED) $(VENV)/bin/python -r requirements-dev.txt -r devrig/requirements/build.txt
+	$(UV) pip install -q --python $(VENV)/bin/python --no-deps --no-build-isolation -e . -e devrig
 	touch $@
 
 $(CHECKOV_VENV)/.installed: devrig/requirements/checkov.txt $(UV_VENV)/.installed
 	rm -rf $(CHECKOV_VENV) && $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
 	$(UV_LOCKED) $(CHECKOV_VENV)/bin/python -r devrig/requirements/checkov.txt
+	touch $@
+
+$(SEMGREP_VENV)/.installed: devrig/requirements/semgrep.txt $(UV_VENV)/.installed
+	rm -rf $(SEMGREP_VENV) && $(TOOLS_PYTHON) -m venv $(SEMGREP_VENV)
+	$(UV_LOCKED) $(SEMGREP_VENV)/bin/python -r devrig/requirements/semgrep.txt
 	touch $@
 
 $(SAM_VENV)/.installed: devrig/requirements/sam.txt $(UV_VENV)/.installed
@@ -76,12 +84,21 @@ validate: $(SAM_VENV)/.installed  ## cfn-lint and sam validate --lint on templat
 	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 
 # Suppressions are justified where they stand: checkov's in the template's Metadata,
-# bandit's as "nosec" comments. In cli/ and devrig/ (never deployed) bandit also skips asserts
-# (B101), simulated randomness (B311) and starting our own processes (B404, B603).
-security: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## checkov on template.yaml, bandit on the code
+# bandit's as "nosec" comments, semgrep's as "nosemgrep: <rule-id>" comments. In cli/ and devrig/
+# (never deployed) bandit also skips asserts (B101), simulated randomness (B311) and starting our
+# own processes (B404, B603). semgrep runs offline: its Python rules are devrig/semgrep/python.yml
+# (the registry's p/python would be downloaded at every run), first checked against their examples
+# (python.py beside them, which the scans skip: "--exclude semgrep", by name, since a pattern with a
+# slash matches nothing outside a git work tree), then run on the same code as bandit.
+SEMGREP := $(SEMGREP_VENV)/bin/semgrep
+SEMGREP_OFFLINE := --metrics=off --disable-version-check
+security: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(SEMGREP_VENV)/.installed  ## checkov on template.yaml, bandit and semgrep on the code
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(VENV)/bin/bandit -q -r layers/common/cinnox_sms functions
-	$(VENV)/bin/bandit -q -r cli devrig -s B101,B311,B404,B603
+	$(VENV)/bin/bandit -q -r cli devrig -s B101,B311,B404,B603 -x devrig/semgrep
+	$(SEMGREP) --test --quiet $(SEMGREP_OFFLINE) devrig/semgrep
+	$(SEMGREP) scan --quiet --error $(SEMGREP_OFFLINE) --config devrig/semgrep/python.yml --exclude semgrep \
+		layers/common/cinnox_sms functions cli devrig
 
 # sam build runs pip for the python3.13 runtime: a real python3.13 must be on PATH.
 build: $(SAM_VENV)/.installed  ## sam build (arm64 wheels, no Docker)
@@ -126,6 +143,12 @@ lock: $(UV_VENV)/.installed  ## re-resolve the dependency locks (*.txt) from the
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/sam.txt devrig/requirements/sam.in
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/checkov.txt devrig/requirements/checkov.in
 	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/uv.txt devrig/requirements/uv.in
+	$(UV_COMPILE) --universal --python-version 3.11 -o devrig/requirements/semgrep.txt devrig/requirements/semgrep.in
+	$(UV_COMPILE) --universal --python-version 3.13 -o devrig/requirements/build.txt devrig/requirements/build.in
+	$(UV_COMPILE) --universal --python-version 3.13 -c requirements-dev.txt -o devrig/requirements/cli.txt pyproject.toml
+	{ echo "# The pins of cli.txt without their hashes, for pip's --constraint: pip reads a hash in a constraints"; \
+	  echo "# file as --require-hashes for everything, which a project directory cannot meet. Written by make lock."; \
+	  grep -E '^[A-Za-z0-9]' devrig/requirements/cli.txt | sed -E 's/ *\\$$//'; } > devrig/requirements/cli-constraints.txt
 
 clean:  ## remove virtual environments and build output
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(UV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(SEMGREP_VENV) $(UV_VENV) .aws-sam .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage
