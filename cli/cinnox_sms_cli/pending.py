@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cinnox_sms.moments import received_moment
+from cinnox_sms.neutral import csv_cell, line
 from cinnox_sms.rollup import FINALS_LIST, SUBMITTED_LIST, RollupKey, list_query, unfinished
 from cinnox_sms_cli.report import HourCount, Period, read_rollups
 
@@ -102,7 +103,8 @@ def render(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "since", "until"], lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows(pending, period))
+        # For a spreadsheet: what came from the table (a sender's TransactionID above all) is never a formula.
+        writer.writerows({name: csv_cell(value) for name, value in row.items()} for row in rows(pending, period))
         return buffer.getvalue().rstrip("\n")
     which = "".join(
         [
@@ -110,13 +112,14 @@ def render(
             f", at least {_age(age)} ago," if age else "",
         ]
     )
-    width = max([len(COLUMNS[0]), *(len(sms.transaction_id) for sms in pending)])
+    shown = [(line(sms.transaction_id), line(sms.country), line(sms.submitted_at)) for sms in pending]
+    width = max([len(COLUMNS[0]), *(len(transaction_id) for transaction_id, _, _ in shown)])
     text = [
         f"period {period}",
         f"{len(pending)} SMS sent in the period{which} with no final status, oldest first",
         f"{'transaction_id':<{width}} {'country':<8} submitted_at",
     ]
-    text += [f"{sms.transaction_id:<{width}} {sms.country:<8} {sms.submitted_at}" for sms in pending]
+    text += [f"{transaction_id:<{width}} {country:<8} {at}" for transaction_id, country, at in shown]
     return "\n".join(text)
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from cinnox_sms.neutral import csv_cell
+from cinnox_sms.neutral import line as printed  # "line" names a report line here
 from cinnox_sms.rollup import (
     COHORT_ATTRIBUTES,
     COUNT_ATTRIBUTES,
@@ -339,7 +341,8 @@ def render(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows(lines, period, by, view))
+        # For a spreadsheet: the country (a rollup key, text at heart) can never be read as a formula.
+        writer.writerows(row | {"country": csv_cell(row["country"])} for row in rows(lines, period, by, view))
         return buffer.getvalue().rstrip("\n")
     width = {None: 0, "day": 11, "hour": 18}[by]
     first = f"{'day' if by == 'day' else 'hour':<{width}}" if by else ""
@@ -353,7 +356,7 @@ def render(
     for line in lines:
         rate = "-" if line.delivery_rate is None else f"{line.delivery_rate:.1%}"
         text.append(
-            f"{line.bucket or '':<{width}}{line.country:<8} {line.sent:>7} {line.delivered:>10} "
+            f"{line.bucket or '':<{width}}{printed(line.country):<8} {line.sent:>7} {line.delivered:>10} "
             f"{line.undelivered:>12} {line.rejected:>9} {line.pending:>8} {rate:>7} "
             f"{human(line.p50_delivered_est):>8} {human(line.p90_delivered_est):>8}"
         )

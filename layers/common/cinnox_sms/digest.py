@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.moments import received_moment
+from cinnox_sms.neutral import line
 from cinnox_sms.status import FAILURE_STATUSES
 
 if TYPE_CHECKING:
@@ -139,7 +140,9 @@ class Digest:
         if shown:
             heading = "Transaction IDs" if len(shown) == self.failed else f"The first {len(shown)} transaction IDs"
             lines += [f"{heading}:"]
-            lines += [f"  {f.transaction_id}  {f.status}  {f.country}  {f.exception}" for f in shown]
+            lines += [
+                f"  {line(f.transaction_id)}  {line(f.status)}  {line(f.country)}  {line(f.exception)}" for f in shown
+            ]
             if self.failed > len(shown):
                 lines.append(f"  ... and {self.failed - len(shown)} more")
             lines.append("")
@@ -267,8 +270,9 @@ def _most_first(values: Iterable[str]) -> list[tuple[str, int]]:
 def _table(counts: list[tuple[str, int]]) -> list[str]:
     if not counts:
         return ["  none"]
-    width = max(len(name) for name, _ in counts[:LINES_SHOWN])
-    lines = [f"  {name:<{width}}  {count:>6}" for name, count in counts[:LINES_SHOWN]]
+    shown = [(line(name), count) for name, count in counts[:LINES_SHOWN]]  # a sender's text, on one line
+    width = max(len(name) for name, _ in shown)
+    lines = [f"  {name:<{width}}  {count:>6}" for name, count in shown]
     rest = counts[LINES_SHOWN:]
     if rest:
         lines.append(f"  {len(rest)} more: {sum(count for _, count in rest)} in all")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cinnox_sms.neutral import line
 from cinnox_sms.rollup import (
     COHORT_ATTRIBUTES,
     COUNT_ATTRIBUTES,
@@ -480,8 +481,9 @@ def digest_subject(accounts: Sequence[Mapping[str, Any]], deadline_hours: int) -
 
 
 def printable(text: str) -> str:
-    """Text a sender wrote, shown on one line: control characters as '?' (no line of ours can be faked)."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+    """Text a sender wrote, shown on one line: its unsafe characters (controls, bidi controls, non-characters)
+    as visible escapes, as in every text for people (cinnox_sms.neutral): no line of ours can be faked."""
+    return line(text)
 
 
 def subject(text: str) -> str:
