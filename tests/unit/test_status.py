@@ -53,4 +53,6 @@ def test_subscription_needs_a_stack_or_every_setting(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exited:
         main(["subscription", "--base-url", "https://x", "--resend"])
     assert exited.value.code == 2
-    assert "give --stack, or all of --app-id, --token-secret, --webhook-url" in capsys.readouterr().err
+    assert "give --stack, or all of --app-id, --token-secret, --webhook-secret-id, --webhook-url" in (
+        capsys.readouterr().err
+    )

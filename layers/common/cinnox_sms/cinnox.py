@@ -5,11 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,67 @@ OUTBOUND_SMS_EVENT = "outbound-sms"
 # the family's pattern, and `cinnox-sms subscription --list-path` can change it.
 EVENT_HOOKS_PATH = "/v1/api/apps/{app_id}/event-hooks"
 _RETRYABLE_HTTP = frozenset({429, 500, 502, 503, 504})
+# Where the AppToken may go. CINNOX's public pages give the base URL only as a placeholder
+# (examplebaseURL.com) generated per app in the Web Dashboard ("APPs & API", docs.cinnox.com/docs/open-api);
+# CINNOX's own domain is cinnox.com. The CinnoxAllowedHosts parameter widens it for a private endpoint.
+DEFAULT_ALLOWED_HOSTS = ("*.cinnox.com",)
+# http:// only for these, the local stand-in CINNOX (and https:// to them is always allowed).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_PATTERN = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})+")
+_NETLOC = re.compile(rf"(?P<host>{_LABEL}(\.{_LABEL})*)(:(?P<port>[0-9]{{1,5}}))?")
+
+
+def allowed_hosts(text: str | None) -> tuple[str, ...]:
+    """The host patterns of a CinnoxAllowedHosts value: comma-separated host names, each exact
+    (``api.example.net``) or ``*.example.net`` (any host name ending in ``.example.net``); blank: the default."""
+    entries = tuple(e.strip().lower().rstrip(".") for e in (text or "").split(",") if e.strip())
+    for entry in entries:
+        if not _HOST_PATTERN.fullmatch(entry):
+            raise ValueError(
+                f"{entry[:80]!r} in CinnoxAllowedHosts is not a host name or *.domain of at least two labels"
+            )
+    return entries or DEFAULT_ALLOWED_HOSTS
+
+
+def checked_base_url(base_url: str, hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS) -> str:
+    """``base_url`` without a trailing ``/``, when the AppToken may be sent there; else ValueError.
+
+    https:// to a host ``hosts`` allows (or to loopback); http:// to loopback alone. No user info,
+    query or fragment. The message names the host at most, never the whole URL.
+    """
+    parts = urllib.parse.urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    found = _NETLOC.fullmatch(parts.netloc.lower())
+    odd = any(c == "\\" or c.isspace() or not c.isprintable() for c in base_url.strip())
+    if scheme not in ("http", "https") or found is None or parts.query or parts.fragment or odd:
+        raise ValueError(
+            "the CINNOX base URL must be https://<host>[:port][/path] "
+            "(no user info, query or fragment; http:// only for localhost or 127.0.0.1)"
+        )
+    host = found["host"].rstrip(".")
+    if host in LOOPBACK_HOSTS:
+        return f"{scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
+    if scheme != "https":
+        raise ValueError(f"the CINNOX base URL must be https:// for {host} (http:// only for localhost or 127.0.0.1)")
+    if not any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in hosts):
+        raise ValueError(
+            f"the CINNOX base URL's host {host} is not one CinnoxAllowedHosts allows ({', '.join(hosts)}): "
+            "the AppToken goes to CINNOX alone; add a private endpoint's host to CinnoxAllowedHosts"
+        )
+    return f"https://{parts.netloc.lower()}{parts.path}".rstrip("/")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib's redirect handler copies every header, Authorization included, to whatever host a
+    302/307 names (https to http too): no redirect is followed, the 3xx comes back as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# Every call that carries the AppToken goes through this opener, never urllib.request.urlopen.
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 @dataclass(frozen=True)
@@ -55,11 +117,9 @@ class CinnoxClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        allowed: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
     ) -> None:
-        scheme = urllib.parse.urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
-            raise ValueError("the CINNOX base URL must start with https:// (or http:// for local testing)")
-        self._base_url = base_url.rstrip("/")
+        self._base_url = checked_base_url(base_url, allowed)
         self._app_token = app_token
         self._timeout = timeout_seconds
         self._retry = retry or RetryPolicy()
@@ -130,7 +190,7 @@ class CinnoxClient:
         )
 
     def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> Any:
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+        request = urllib.request.Request(  # noqa: S310 - scheme and host checked in __init__
             self._base_url + path,
             data=body,
             method=method,
@@ -141,10 +201,13 @@ class CinnoxClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) checked in __init__
+            with _OPENER.open(request, timeout=timeout) as response:  # nosec B310  # http(s) and host checked in __init__
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
+            if 300 <= status < 400:
+                location = error.headers.get("Location")
+                raise CinnoxError(_redirect_refused(status, location), http_status=status) from None
         except http.client.HTTPException as error:  # a garbled answer
             raise _Retryable(f"unreadable answer: {type(error).__name__}") from None
         except TimeoutError:
@@ -214,6 +277,16 @@ def _subscription_state(answer: dict[str, Any], requested: bool) -> Subscription
     return SubscriptionState(
         enabled=enabled if isinstance(enabled, bool) else None,
         updated_at=updated_at if isinstance(updated_at, str) else None,
+    )
+
+
+def _redirect_refused(status: int, location: str | None) -> str:
+    """What a redirect is answered with: its target's host at most (a path or query could hold anything)."""
+    target = urllib.parse.urlsplit(location or "")
+    where = f" to {target.scheme.lower()}://{target.hostname}" if target.scheme and target.hostname else ""
+    return (
+        f"CINNOX answered HTTP {status}, a redirect{where}: redirects are not followed (the AppToken goes to "
+        "CinnoxBaseUrl's host alone); check CinnoxBaseUrl"
     )
 
 

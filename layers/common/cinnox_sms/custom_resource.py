@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cinnox_sms.cinnox import CinnoxClient, RetryPolicy, SubscriptionState, is_verification_refusal, outbound_sms_hook
+from cinnox_sms.cinnox import (
+    CinnoxClient,
+    RetryPolicy,
+    SubscriptionState,
+    allowed_hosts,
+    checked_base_url,
+    is_verification_refusal,
+    outbound_sms_hook,
+)
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.secret_label import SUBSCRIBED_LABEL
 
@@ -84,6 +92,8 @@ class SubscriptionProperties(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     cinnox_base_url: str = Field(alias="CinnoxBaseUrl", min_length=1)
+    # Absent (a template before it): CINNOX's hosts alone (cinnox_sms.cinnox.DEFAULT_ALLOWED_HOSTS).
+    cinnox_allowed_hosts: str = Field(alias="CinnoxAllowedHosts", default="")
     cinnox_app_id: str = Field(alias="CinnoxAppId", min_length=1)
     app_token_secret: str = Field(alias="CinnoxAppTokenSecret", min_length=1)
     webhook_url: str = Field(alias="WebhookUrl", min_length=1)
@@ -401,6 +411,11 @@ class SubscriptionResource:
             return Outcome("SUCCESS", request.failure_id, "nothing to unsubscribe: the Create had failed")
         if props is None:
             return self._give_up(request, f"invalid resource properties: {invalid}")
+        try:  # before the AppToken is even read: it goes to CINNOX's host alone
+            hosts = allowed_hosts(props.cinnox_allowed_hosts)
+            checked_base_url(props.cinnox_base_url, hosts)
+        except ValueError as error:
+            return self._give_up(request, f"CinnoxBaseUrl refused, nothing sent: {error}")
         token = app_token_from_secret(self._get_secret(props.app_token_secret))
         version = None if self._versions is None else self._versions.current(props.webhook_secret_id)
         webhook_secret = version.value if version is not None else self._get_secret(props.webhook_secret_id).strip()
@@ -408,6 +423,7 @@ class SubscriptionResource:
         client = CinnoxClient(
             props.cinnox_base_url,
             token,
+            allowed=hosts,
             timeout_seconds=self._settings.request_timeout_seconds,
             retry=RetryPolicy(
                 self._settings.max_attempts, self._settings.backoff_base_seconds, self._settings.backoff_cap_seconds
