@@ -37,6 +37,12 @@ def _whole_seconds(value: Any) -> int | None:
 
 Text = Annotated[str | None, BeforeValidator(_text)]
 
+# The raw body is kept up to this many bytes of UTF-8, whole below it: the smallest power of two above the
+# largest TDR the model takes in shape, every documented field at the model's limit, wrapped in a `message`
+# envelope and indented (2.8 KB; a TDR as CINNOX documents it is ~260 bytes). Beyond it, what was validated
+# is kept (each field out of shape up to 2 KiB) and the body's first MAX_RAW_BYTES, with ``rawBytes``.
+MAX_RAW_BYTES = 4 * 1024
+
 
 class StoredTdr(BaseModel):
     """One stored TDR: ``from_tdr`` + ``to_item`` to write it, ``from_item`` / ``from_stream_image`` to read it."""
@@ -57,8 +63,11 @@ class StoredTdr(BaseModel):
     received_at: Text = Field(None, alias="receivedAt")  # ISO 8601, UTC, milliseconds: sorts as text
     expires_at: Annotated[int | None, BeforeValidator(_whole_seconds)] = Field(None, alias="expiresAt")  # TTL
     # The attributes whose value came out of shape, comma-separated ("recipientCountry,exception"); absent
-    # when none did. Each holds its value as received, as text (cut at 2 KiB: the raw body has it whole).
+    # when none did. Each holds its value as received, as text (cut at 2 KiB: ``raw`` has it whole when the
+    # body is within MAX_RAW_BYTES).
     out_of_shape: Text = Field(None, alias="outOfShape")
+    # The body's size in bytes when ``raw`` holds only its first MAX_RAW_BYTES (as text); absent when whole.
+    raw_bytes: Text = Field(None, alias="rawBytes")
 
     @classmethod
     def attribute(cls, field: str) -> str:
@@ -70,7 +79,7 @@ class StoredTdr(BaseModel):
         return cls(
             **tdr.model_dump(mode="json", exclude_none=True),
             **_out_of_shape(tdr),
-            raw=raw_body,
+            **kept_raw(raw_body),
             received_at=received_at.astimezone(UTC).isoformat(timespec="milliseconds"),
             expires_at=int(expires_at.timestamp()),
         )
@@ -87,7 +96,7 @@ class StoredTdr(BaseModel):
         values = tdr.model_dump(mode="json", exclude_none=True)
         if tdr.out_of_shape:
             values |= _out_of_shape(tdr)
-        values["raw"] = raw_body
+        values |= kept_raw(raw_body)
         values["received_at"] = received_at.astimezone(UTC).isoformat(timespec="milliseconds")
         item = {_ATTRIBUTE[field]: {"S": values[field]} for field in _TEXT_FIELDS if field in values}
         item[_ATTRIBUTE["expires_at"]] = {"N": str(int(expires_at.timestamp()))}
@@ -138,6 +147,17 @@ def _out_of_shape(tdr: Tdr) -> dict[str, str]:
     if not tdr.out_of_shape:
         return {}
     return dict(tdr.out_of_shape) | {"out_of_shape": ",".join(_ATTRIBUTE[field] for field, _ in tdr.out_of_shape)}
+
+
+def kept_raw(raw_body: str) -> dict[str, str]:
+    """``raw`` as the item keeps it: the body whole up to MAX_RAW_BYTES of UTF-8; beyond, its first
+    MAX_RAW_BYTES (never half a character) and ``raw_bytes``, the size it had."""
+    if len(raw_body) * 4 <= MAX_RAW_BYTES:  # a character is at most 4 bytes: no need to encode (a TDR, ~300)
+        return {"raw": raw_body}
+    encoded = raw_body.encode()
+    if len(encoded) <= MAX_RAW_BYTES:
+        return {"raw": raw_body}
+    return {"raw": encoded[:MAX_RAW_BYTES].decode(errors="ignore"), "raw_bytes": str(len(encoded))}
 
 
 def projection(*fields: str) -> tuple[str, dict[str, str]]:
