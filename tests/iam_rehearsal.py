@@ -149,7 +149,8 @@ for resource in body["Resources"].values():
     for key in ("CodeUri", "ContentUri"):
         if key in resource.get("Properties", {}):
             resource["Properties"][key] = "s3://placeholder/code.zip"
-json.dump(transform(body, {}, NoManagedPolicyLookup()), sys.stdout)
+parameters = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+json.dump(transform(body, parameters, NoManagedPolicyLookup()), sys.stdout)
 """
 
 
@@ -180,6 +181,7 @@ class Statement:
     sid: str = ""
     ours: bool = True  # False: an AWS managed policy SAM attaches
     written: tuple[str, ...] = ()  # the resources as the translated template writes them, for reports
+    not_resource: bool = False  # True: ``resources`` are its NotResource (a Deny's guard: every ARN but these)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -193,7 +195,10 @@ class Statement:
         return [i for i, a in enumerate(self.actions) if wildcard(a, action, case_sensitive=False)]
 
     def resource_matches(self, resource: str) -> list[int]:
-        return [i for i, r in enumerate(self.resources) if wildcard(r, resource)]
+        hits = [i for i, r in enumerate(self.resources) if wildcard(r, resource)]
+        if self.not_resource:  # IAM User Guide, "IAM JSON policy elements: NotResource"
+            return [] if hits else list(range(len(self.resources)))
+        return hits
 
 
 @dataclass(frozen=True)
@@ -378,11 +383,18 @@ def resource_arns(service: str, operation: str, params: dict[str, Any], response
 
 @cache
 def transformed_template() -> dict[str, Any]:
-    """template.yaml through the SAM translator of the SAM CLI's venv."""
+    """template.yaml through the SAM translator of the SAM CLI's venv (the parameters' defaults)."""
+    return transformed_template_with(())
+
+
+@cache
+def transformed_template_with(parameters: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """template.yaml through the SAM translator, given these parameter values, as CloudFormation gives the
+    transform the stack's (SAM resolves a Ref to a parameter in properties such as Tracing)."""
     if not SAM_PYTHON.exists():
         raise RehearsalError(f"{SAM_PYTHON} is missing: make .venv-sam/.installed (or set SAM_PYTHON)")
     done = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSLATE, str(ROOT / "template.yaml")],
+        [str(SAM_PYTHON), "-c", _TRANSLATE, str(ROOT / "template.yaml"), json.dumps(dict(parameters))],
         capture_output=True,
         text=True,
         check=False,
@@ -479,10 +491,13 @@ def role_statements(transformed: dict[str, Any], provisioned: Provisioned) -> li
             documents.append((name, MANAGED_POLICIES[name], False))
         for policy, document, ours in documents:
             for index, raw in enumerate(document if isinstance(document, list) else [document]):
-                unsupported = {"NotAction", "NotResource", "Condition", "NotPrincipal"} & set(raw)
+                unsupported = {"NotAction", "Condition", "NotPrincipal"} & set(raw)
+                if raw["Effect"] != "Deny" and "NotResource" in raw:
+                    unsupported.add("NotResource in an Allow")  # a guard (a Deny) only: an Allow names its ARNs
                 if unsupported:
                     raise RehearsalError(f"{function} {policy}[{index}]: the rehearsal does not evaluate {unsupported}")
-                written = raw["Resource"] if isinstance(raw["Resource"], list) else [raw["Resource"]]
+                key = "NotResource" if "NotResource" in raw else "Resource"
+                written = raw[key] if isinstance(raw[key], list) else [raw[key]]
                 statements.append(
                     Statement(
                         function=function,
@@ -490,10 +505,11 @@ def role_statements(transformed: dict[str, Any], provisioned: Provisioned) -> li
                         index=index,
                         effect=raw["Effect"],
                         actions=_as_tuple(raw["Action"]),
-                        resources=_as_tuple(resolve(raw["Resource"], known, attrs)),
+                        resources=_as_tuple(resolve(raw[key], known, attrs)),
                         sid=raw.get("Sid", ""),
                         ours=ours,
                         written=tuple(_written(r) for r in written),
+                        not_resource=key == "NotResource",
                     )
                 )
     return statements

@@ -83,6 +83,30 @@ def test_an_explicit_deny_wins_over_an_allow() -> None:
     assert not evaluate(Call("Other", "sns:ListTopics", "*", "code"), statements).allowed_by
 
 
+def test_a_deny_with_not_resource_guards_every_other_arn(template: Template) -> None:
+    """IAM User Guide, "IAM JSON policy elements: NotResource" and "Policy evaluation logic": a Deny on every ARN
+    but one leaves a managed policy's "*" that one ARN (issue 20: the queue readers' guard)."""
+    # Given a managed policy reading every queue, and our guard
+    translated = role(
+        {"Sid": "ReadNoOtherQueue", "Effect": "Deny", "Action": "sqs:*", "NotResource": QUEUE_A},
+        managed=("service-role/AWSLambdaSQSQueueExecutionRole",),
+    )
+    rehearsal = rehearsal_with(translated, template)
+    # When the function reads queue A, then queue B
+    rehearsal.judge(Call("Fn", "sqs:ReceiveMessage", QUEUE_A, "mapping"), Provisioned())
+    rehearsal.judge(Call("Fn", "sqs:ReceiveMessage", QUEUE_A + "-B", "mapping"), Provisioned())
+    # Then B alone is refused, by the guard; and a Deny is never an unused grant
+    refused, unused = rehearsal.findings()
+    assert refused == [
+        f"Fn: sqs:ReceiveMessage on {QUEUE_A}-B (mapping): denied by Fn FnRolePolicy0[0] (ReadNoOtherQueue)"
+    ]
+    assert unused == []
+    # And an Allow with NotResource is not judged: it would grant what no one named
+    loose = rehearsal_with(role({"Effect": "Allow", "Action": "sqs:*", "NotResource": QUEUE_A}), template)
+    with pytest.raises(RehearsalError, match="NotResource in an Allow"):
+        loose.judge(Call("Fn", "sqs:ReceiveMessage", QUEUE_A, "mapping"), Provisioned())
+
+
 def test_publish_batch_needs_sns_publish(template: Template) -> None:
     """SNS API reference, PublishBatch; Service Authorization Reference for SNS: no sns:PublishBatch action."""
     # Given the operation the alert function calls
