@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,14 +24,15 @@ from botocore.exceptions import ClientError
 
 from cinnox_sms.alert_ledger import AlertLedger
 from cinnox_sms.alerts import AlertPublisher
-from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy
+from cinnox_sms.cinnox import EVENT_HOOKS_PATH, CinnoxClient, RetryPolicy, allowed_hosts, checked_base_url
 from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import CinnoxError
 from cinnox_sms.item import StoredTdr
+from cinnox_sms.neutral import line
 from cinnox_sms.overdue import OverdueAlerts
 from cinnox_sms.query import SmsStatus, sms_status
 from cinnox_sms.rollup import TTF_BUCKETS
-from cinnox_sms.secret_label import mark_subscribed, read_current
+from cinnox_sms.secret_label import mark_subscribed, read_current, read_webhook_secrets
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli import pending, rebuild
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
@@ -165,15 +167,23 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     hooks = commands.add_parser(
         "subscription",
         help="what CINNOX has subscribed for the app; --resend subscribes the webhook again",
-        description="List the app's event hooks as CINNOX reports them (webhook secrets hidden), and with --resend "
-        "PATCH the outbound-SMS subscription to the stack's webhook URL again.",
+        description="List the app's event hooks as CINNOX reports them (webhook secrets hidden: the webhook secret's "
+        "values are read first and never printed, whatever shape CINNOX gives the URL), and with --resend PATCH the "
+        "outbound-SMS subscription to the stack's webhook URL again. The AppToken is sent to the base URL's host "
+        "alone: https:// to a host CinnoxAllowedHosts allows (http:// only for localhost), no redirect followed.",
     )
     hooks.add_argument("--stack", help="a deployed stack's name (CINNOX settings and webhook from it)")
     hooks.add_argument("--base-url", help="CINNOX's API base URL (without --stack)")
     hooks.add_argument("--app-id", help="the CINNOX AppID (without --stack)")
     hooks.add_argument("--token-secret", help="the Secrets Manager secret holding the AppToken (without --stack)")
     hooks.add_argument("--webhook-url", help="the webhook base URL, for --resend (without --stack)")
-    hooks.add_argument("--webhook-secret-id", help="the webhook secret, for --resend (without --stack)")
+    hooks.add_argument(
+        "--webhook-secret-id", help="the webhook secret, whose values are never printed (without --stack)"
+    )
+    hooks.add_argument(
+        "--allowed-hosts",
+        help="hosts the base URL may name, as the stack's CinnoxAllowedHosts (without --stack; default *.cinnox.com)",
+    )
     hooks.add_argument("--resend", action="store_true", help="subscribe the webhook URL again")
     hooks.add_argument("--list-path", default=EVENT_HOOKS_PATH, help=f"the event-hook list path ({EVENT_HOOKS_PATH})")
     _aws_options(hooks)
@@ -195,8 +205,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     _aws_options(rebuilding)
     args = parser.parse_args(argv)
     if args.command == "subscription":
-        resend = ["webhook_url", "webhook_secret_id"] if args.resend else []
-        if problem := _missing(args, ["base_url", "app_id", "token_secret", *resend]):
+        resend = ["webhook_url"] if args.resend else []
+        if problem := _missing(args, ["base_url", "app_id", "token_secret", "webhook_secret_id", *resend]):
             hooks.error(problem)
     redrive_names = ["table", "parking_queue_url", "failure_queue_url", "topic_arn"]
     if args.command == "redrive" and (problem := _missing(args, redrive_names)):
@@ -323,9 +333,17 @@ def run_subscription(session: boto3.Session, args: argparse.Namespace) -> int:
     redact = Redactor()  # CINNOX may quote the URL or the token back: neither is printed
     try:
         settings = subscription_settings(session, args)
+        hosts = allowed_hosts(settings["allowed_hosts"])
+        checked_base_url(settings["base_url"], hosts)  # before the AppToken is read: it goes there alone
+        # The webhook secret is hidden by its values (the current one, CINNOX's, the one before), whatever
+        # shape CINNOX gives the URL back in: read before anything CINNOX says can be printed.
+        webhook = read_webhook_secrets(secrets, settings["webhook_secret_id"])
+        for value in (webhook.current, webhook.subscribed, previous_webhook_secret(secrets, settings)):
+            if value:
+                redact.add(value, urllib.parse.quote(value, safe=""))
         token = app_token_from_secret(secrets.get_secret_value(SecretId=settings["token_secret"])["SecretString"])
-        client = CinnoxClient(settings["base_url"], token, retry=RetryPolicy(3, 0.5, 4.0))
         redact.add(token)
+        client = CinnoxClient(settings["base_url"], token, retry=RetryPolicy(3, 0.5, 4.0), allowed=hosts)
         if args.resend:
             current = read_current(secrets, settings["webhook_secret_id"])
             redact.add(current.value)
@@ -338,13 +356,36 @@ def run_subscription(session: boto3.Session, args: argparse.Namespace) -> int:
         listed = client.event_hooks(settings["app_id"], args.list_path)
     except (CinnoxError, ValueError) as error:
         return _fail(f"CINNOX: {redact(str(error))}")
-    print(redact(json.dumps(hide_url_secrets(listed), indent=2)))
+    print(redact(json.dumps(hide_url_secrets(redacted(listed, redact)), indent=2)))
     return 0
+
+
+def previous_webhook_secret(secrets: Any, settings: dict[str, str]) -> str | None:
+    """The value before the current one (AWSPREVIOUS), which CINNOX may still hold; None when there is none."""
+    try:
+        answer = secrets.get_secret_value(SecretId=settings["webhook_secret_id"], VersionStage="AWSPREVIOUS")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    return str(answer["SecretString"]).strip()
+
+
+def redacted(value: Any, redact: Redactor) -> Any:
+    """Every string of a JSON value (keys too) with the known secrets replaced by ***."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redacted(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, redact) for v in value]
+    return value
 
 
 def subscription_settings(session: boto3.Session, args: argparse.Namespace) -> dict[str, str]:
     if not args.stack:
-        return {k: getattr(args, k) for k in ("base_url", "app_id", "token_secret", "webhook_url", "webhook_secret_id")}
+        names = ("base_url", "app_id", "token_secret", "webhook_url", "webhook_secret_id", "allowed_hosts")
+        return {k: getattr(args, k) or "" for k in names}
     cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
     [described] = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
@@ -356,15 +397,22 @@ def subscription_settings(session: boto3.Session, args: argparse.Namespace) -> d
             "token_secret": parameters["CinnoxAppTokenSecret"],
             "webhook_url": outputs["WebhookBaseUrl"],
             "webhook_secret_id": outputs["WebhookSecretArn"],
+            # A stack from before the parameter: CINNOX's hosts alone, as its custom resource now allows.
+            "allowed_hosts": parameters.get("CinnoxAllowedHosts", ""),
         }
     except KeyError as missing:
         raise LookupError(f"stack {args.stack} has no {missing.args[0]}") from None
 
 
 def hide_url_secrets(value: Any) -> Any:
-    """Webhook URLs end in the secret: show them without it."""
-    if isinstance(value, str) and value.startswith(("http://", "https://")) and value.count("/") > 3:
-        return value.rsplit("/", 1)[0] + "/***"
+    """Webhook URLs end in the secret: show them without it (a second guard: the secret's values are redacted
+    before, whatever the URL's shape)."""
+    if (
+        isinstance(value, str)
+        and value.lower().startswith(("http://", "https://"))
+        and value.rstrip("/").count("/") > 3
+    ):
+        return value.rstrip("/").rsplit("/", 1)[0] + "/***"
     if isinstance(value, dict):
         return {k: hide_url_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -412,11 +460,13 @@ def as_json(found: SmsStatus) -> dict[str, Any]:
 
 
 def as_text(found: SmsStatus) -> str:
+    """For the terminal: what a sender wrote (and a hand edit) on one line, unsafe characters as visible escapes."""
     latest = found.history[-1].stored
     unknown = "" if found.history[-1].known else " (a status we do not know)"
     lines = [
-        f"SMS {found.transaction_id}: {found.current}{' (not delivered)' if found.failed else ''}{unknown}",
-        f"  recipient  {latest.recipient or 'unknown'} ({latest.recipient_country or 'country unknown'})",
+        f"SMS {line(found.transaction_id)}: {line(str(found.current))}"
+        f"{' (not delivered)' if found.failed else ''}{unknown}",
+        f"  recipient  {line(latest.recipient or 'unknown')} ({line(latest.recipient_country or 'country unknown')})",
         "  history",
     ]
     for report in found.history:
@@ -427,6 +477,7 @@ def as_text(found: SmsStatus) -> str:
             None if report.known else "a status we do not know",
             stored.out_of_shape and f"out of shape: {stored.out_of_shape.replace(',', ', ')}",
         ]
-        details = ", ".join(note for note in notes if note)
-        lines.append(f"    {report.status!s:<12} received {report.received_at}{'  ' + details if details else ''}")
+        details = line(", ".join(note for note in notes if note))
+        status = line(str(report.status))
+        lines.append(f"    {status:<12} received {line(report.received_at)}{'  ' + details if details else ''}")
     return "\n".join(lines)

@@ -646,21 +646,26 @@ def item_size(item: dict[str, Any]) -> int:
 
 
 def write_units(app_id: str) -> dict[str, Any]:
-    from cinnox_sms.model import parse_inbound
+    from cinnox_sms.model import MAX_OUT_OF_SHAPE_BYTES, parse_inbound
+    from cinnox_sms.webhook import MAX_BODY_BYTES, decode_body, parse_json
 
     typical = json.dumps(typical_tdr(app_id, "7f3c1a9e-3b1d-4d6f-9a8e-2c4b6d8f0a1b", Status.UNDELIVERED))
-    maximal = json.dumps(
-        {
-            **typical_tdr(app_id, "t" * 256, Status.UNDELIVERED),
-            "ServiceID": "s" * 256,
-            "Exception": "e" * 1024,
-            "Padding": "p" * 60_000,
-        }
-    )
+    # The worst request still accepted (issue 20): 4-byte characters where the model keeps them (TransactionID,
+    # Exception in shape), the other optional fields past the 2 KiB kept of a field out of shape, junk up to
+    # the 16 KiB limit (the item keeps the body's first 4 KiB).
+    over = "x" * (MAX_OUT_OF_SHAPE_BYTES + 1)
+    fields = {
+        **typical_tdr(app_id, "\U0001f4e8" * 256, Status.UNDELIVERED),
+        **dict.fromkeys(("Type", "ServiceID", "RecipientNumber", "RecipientCountry", "ResponseCode"), over),
+        "Exception": "\U0001f4e8" * 1024,
+    }
+    maximal = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    room = MAX_BODY_BYTES - len(maximal.encode()) - len(',"Junk":""')
+    maximal = maximal[:-1] + ',"Junk":"' + "j" * room + '"}'
     out_of_shape = json.dumps(json.loads(typical) | OUT_OF_SHAPE_FIELDS)
     sizes = {}
     for name, body in (("typical", typical), ("maximal", maximal), ("out_of_shape", out_of_shape)):
-        tdr = parse_inbound(json.loads(body)).tdr
+        tdr = parse_inbound(parse_json(decode_body(body, False))).tdr  # as the webhook takes it: within its limits
         assert tdr is not None
         sizes[name] = item_size(to_item(tdr, body, _now(), _now()))
     return {

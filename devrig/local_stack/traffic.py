@@ -303,7 +303,7 @@ def _malformed(index: int, at: float, app_id: str, rng: random.Random) -> Delive
         ("no TransactionID", json.dumps({k: v for k, v in good.items() if k != "TransactionID"}).encode(), 400, True),
         ("another app's AppID", json.dumps({**good, "AppID": "someone-else"}).encode(), 403, True),
         ("wrong secret in the path", json.dumps(good).encode(), 404, False),
-        ("body over 64 KiB", json.dumps({**good, "Padding": "x" * 70_000}).encode(), 413, True),
+        ("body over 16 KiB", json.dumps({**good, "Padding": "x" * 20_000}).encode(), 413, True),
     ]
     label, body, expect, good_path = kinds[index % len(kinds)]
     return Delivery(at, "malformed", body, expect, None, None, "application/json", good_path, label)

@@ -221,9 +221,20 @@ def test_events_folder_stream_batch_is_processed(
 def test_alerts_of_huge_tdrs_fit_sns_limits(
     alert: ModuleType, post: Post, stack: Stack, template: Template, alert_inbox: Inbox, context: LambdaContext
 ) -> None:
-    # Given 12 failed SMS whose TDRs carry 60 KB of extra fields each (stored raw, as received)
+    """SNS API Reference, PublishBatch: 256 KiB per message and per call, all entries together."""
+    # Given 12 failed SMS at the largest body the webhook takes (16 KiB; its raw body kept to its first 4 KiB),
+    # and 12 more whose items were written by hand with 60 KB raw bodies (the webhook could not store these)
     for i in range(12):
-        assert post(tdr(Status="Rejected", TransactionID=f"big-{i:02d}", Padding="p" * 60_000)).status == 200
+        assert post(tdr(Status="Rejected", TransactionID=f"big-{i:02d}", Padding="p" * 15_000)).status == 200
+    dynamodb = boto3.client("dynamodb")
+    for i in range(12):
+        item = {
+            "transactionId": {"S": f"hand-{i:02d}"},
+            "status": {"S": "Rejected"},
+            "raw": {"S": "r" * 60_000},
+            "receivedAt": {"S": "2026-12-06T03:00:00.000+00:00"},
+        }
+        dynamodb.put_item(TableName=stack.table_name, Item=item)
     sizes: list[list[int]] = []
     client = alert.alert_publisher()._client
     client.meta.events.register(
@@ -232,14 +243,15 @@ def test_alerts_of_huge_tdrs_fit_sns_limits(
     )
     # When they are alerted
     assert alert.lambda_handler(filtered_batch(template, stack), context) == {"batchItemFailures": []}
-    # Then every message and every PublishBatch call stays under SNS's 256 KiB, and all 12 arrived
+    # Then every message and every PublishBatch call stays under SNS's 256 KiB, and all 24 arrived
     assert all(size <= 256 * 1024 for call in sizes for size in call)
     assert all(sum(call) <= 256 * 1024 for call in sizes)
-    messages = alert_inbox()
-    assert len(messages) == 12
-    record = json.loads(messages[0]["Message"])
-    assert record["raw"] is None
-    assert "too large" in record["rawOmitted"]
+    records = {r["transactionId"]: r for r in (json.loads(m["Message"]) for m in alert_inbox())}
+    assert len(records) == 24
+    # the webhook's: the raw body as kept (its first 4 KiB); the hand-written: the raw body left to the table
+    assert records["big-00"]["raw"].startswith("{")
+    assert records["hand-00"]["raw"] is None
+    assert "too large" in records["hand-00"]["rawOmitted"]
 
 
 # --- records that can never be alerts: skipped with a warning and a metric, never retried ---------

@@ -31,6 +31,7 @@ def test_the_template_provisions_with_warm_throughput_on_or_off(
     done = provision(template, parameters, boto3.Session(), "capacity")
     assert "AWS::DynamoDB::Table TdrTable" in done.created
     logs = boto3.client("logs")
-    [metric_filter] = logs.describe_metric_filters(logGroupName=done.refs["ApiAccessLogGroup"])["metricFilters"]
-    assert metric_filter["filterPattern"] == '{ $.status = "429" }'
-    assert metric_filter["metricTransformations"][0]["metricName"] == "WebhookThrottled"
+    metric_filters = logs.describe_metric_filters(logGroupName=done.refs["ApiAccessLogGroup"])["metricFilters"]
+    by_metric = {f["metricTransformations"][0]["metricName"]: f["filterPattern"] for f in metric_filters}
+    assert by_metric["WebhookThrottled"] == '{ $.status = "429" }'
+    assert set(by_metric) == {"WebhookThrottled", "WebhookWrongSecret"}  # issue 20: the wrong secrets too

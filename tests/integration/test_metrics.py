@@ -73,7 +73,7 @@ def test_a_stored_tdr_emits_no_metric_line(post: Post, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize(
     ("path_ok", "body", "reason"),
-    [(False, tdr(), "NotFound"), (True, "{", "BadRequest"), (True, tdr(AppID="x"), "Forbidden")],
+    [(True, "{", "BadRequest"), (True, tdr(AppID="x"), "Forbidden")],
 )
 def test_refusals_are_counted_by_reason(
     post: Post, stack: Stack, capsys: pytest.CaptureFixture[str], path_ok: bool, body: Any, reason: str

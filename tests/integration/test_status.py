@@ -310,6 +310,8 @@ def _cinnox_flags(cinnox: CinnoxSimulator, stack: Stack) -> list[str]:
         cinnox.app_id,
         "--token-secret",
         stack.refs["CinnoxAppTokenSecret"],
+        "--webhook-secret-id",
+        stack.refs["WebhookSecret"],
     ]
 
 
@@ -320,7 +322,7 @@ def test_subscription_lists_and_resends_without_showing_secrets(
     assert main(["subscription", *_cinnox_flags(cinnox, stack)]) == 0
     assert json.loads(capsys.readouterr().out) == []
     # When the subscription is sent again (CINNOX verifies the URL with its challenge)
-    resend = ["--resend", "--webhook-url", f"{webhook_server}/tdr", "--webhook-secret-id", stack.refs["WebhookSecret"]]
+    resend = ["--resend", "--webhook-url", f"{webhook_server}/tdr"]
     assert main(["subscription", *_cinnox_flags(cinnox, stack), *resend]) == 0
     printed = capsys.readouterr().out
     # Then CINNOX lists it, with the URL's secret hidden

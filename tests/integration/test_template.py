@@ -235,6 +235,10 @@ def test_iam_is_scoped(template: Template, name: str) -> None:
     policies = template.resource(name)["Properties"].get("Policies", [])
     assert policies or name == "MetricsFunction", name  # it only reads the stream (SAM's own policy)
     for statement in _statements(template, name):
+        if statement["Effect"] == "Deny":  # issue 20: a guard, every ARN but the function's own (a GetAtt)
+            assert "Resource" not in statement
+            assert "Fn::GetAtt" in statement["NotResource"], (name, statement)
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions)
         assert statement["Resource"] != "*"

@@ -25,6 +25,10 @@ ACCOUNT_RATE = 10_000
 ACCOUNT_BURST = 5_000
 # "Lambda quotas": concurrent executions per account and Region, by default.
 LAMBDA_CONCURRENCY = 1_000
+# "Configuring reserved concurrency for a function" (Lambda Developer Guide): "You can reserve up to the
+# Unreserved account concurrency value that is shown, minus 100 for functions that don't have reserved
+# concurrency."
+UNRESERVED_MINIMUM = 100
 # "Pre-warming a table for on-demand capacity mode": what a new on-demand table sustains.
 NEW_TABLE_WRITE_UNITS = 4_000
 NEW_TABLE_READ_UNITS = 12_000
@@ -33,7 +37,12 @@ TABLE_WRITE_QUOTA = 40_000
 # The docs' assumption: billed duration of one TDR on AWS (one PutItem round trip dominates).
 SECONDS_PER_TDR = 0.020
 
-CAPACITY_PARAMETERS = ("ApiThrottlingRateLimit", "ApiThrottlingBurstLimit", "TdrTableWarmWriteUnits")
+CAPACITY_PARAMETERS = (
+    "ApiThrottlingRateLimit",
+    "ApiThrottlingBurstLimit",
+    "WebhookReservedConcurrency",
+    "TdrTableWarmWriteUnits",
+)
 
 
 def _section(doc: str, title: str) -> str:
@@ -94,7 +103,8 @@ def test_readme_states_the_template_defaults(template: Template) -> None:
     assert deploy == defaults
     assert defaults == {
         "ApiThrottlingRateLimit": "4000",
-        "ApiThrottlingBurstLimit": "5000",
+        "ApiThrottlingBurstLimit": "400",
+        "WebhookReservedConcurrency": "400",
         "TdrTableWarmWriteUnits": "0",
     }
 
@@ -110,18 +120,52 @@ def test_the_throttle_sits_at_or_above_what_the_path_absorbs_and_within_the_acco
     absorbed = _absorbed()
     defaults = template.parameter_defaults()
     rate, burst = int(defaults["ApiThrottlingRateLimit"]), int(defaults["ApiThrottlingBurstLimit"])
+    reserved = int(defaults["WebhookReservedConcurrency"])
     # When the stated figures are derived from the path: the table's writes at the benchmark's write units
-    # per typical TDR, and one Lambda environment per request in flight
+    # per typical TDR, and one of the webhook's reserved Lambda environments per request in flight
     table_rate = NEW_TABLE_WRITE_UNITS // BENCH["write_units"]["typical_write_units"]
-    # Then the docs state what the path takes, and Lambda has room for that rate
-    assert absorbed == {"sustained": table_rate, "burst": LAMBDA_CONCURRENCY}
-    assert absorbed["sustained"] * SECONDS_PER_TDR <= LAMBDA_CONCURRENCY
+    # Then the docs state what the path takes, and the webhook's environments have room for that rate
+    assert absorbed == {"sustained": table_rate, "burst": reserved}
+    assert absorbed["sustained"] * SECONDS_PER_TDR <= reserved <= LAMBDA_CONCURRENCY
     # And the edge is not the first to refuse, nor above what the account allows
     assert absorbed["sustained"] <= rate <= ACCOUNT_RATE
     assert absorbed["burst"] <= burst <= ACCOUNT_BURST
     # And the issue's campaign (100,000 SMS in ten minutes, two TDRs each) passes with room to spare
     campaign_peak = 350
     assert campaign_peak * 10 <= rate
+
+
+def test_a_flood_cannot_take_the_accounts_lambda_concurrency(template: Template) -> None:
+    """Issue 20, item 3. Sources: "Configuring reserved concurrency for a function" (Lambda Developer Guide:
+    reserved concurrency is both the most a function runs at once and what no other function may use; "You
+    can reserve up to the Unreserved account concurrency value that is shown, minus 100 for functions that
+    don't have reserved concurrency"), "Lambda quotas" (1,000 concurrent executions by default),
+    "AWS::Lambda::Function ReservedConcurrentExecutions" (0 stops the function: left out instead)."""
+    # Given the template's defaults and the webhook function
+    defaults = template.parameter_defaults()
+    function = template.resource("WebhookFunction")["Properties"]
+    reserved = int(defaults["WebhookReservedConcurrency"])
+    rate, burst = int(defaults["ApiThrottlingRateLimit"]), int(defaults["ApiThrottlingBurstLimit"])
+    # When it is rendered with the defaults, and with the parameter at 0
+    bounded = _choose(function, template.conditions(defaults))
+    unbounded = _choose(function, template.conditions({**defaults, "WebhookReservedConcurrency": "0"}))
+    # Then its concurrency is reserved, so bounded: a flood to a leaked URL runs at most that many at once
+    assert resolve(bounded["ReservedConcurrentExecutions"], defaults, {}) == str(reserved)
+    assert "ReservedConcurrentExecutions" not in unbounded
+    # and it leaves the account more than Lambda's 100 unreserved, with room for the stack's other functions
+    # and the account's own (the default 1,000 minus the reservation)
+    others = LAMBDA_CONCURRENCY - reserved
+    assert reserved <= LAMBDA_CONCURRENCY - UNRESERVED_MINIMUM
+    assert others >= LAMBDA_CONCURRENCY // 2
+    # And it takes the throttle's rate warm (20 ms a TDR), the issue's campaign peak while it starts cold
+    # (350 TDR/s, each environment held ~1 s by a cold start), and every request the edge admits at once
+    assert rate * SECONDS_PER_TDR <= reserved
+    assert reserved >= 350
+    assert burst <= reserved
+    # And the docs give that arithmetic
+    capacity = _section("performance.md", "Capacity")
+    assert f"{rate:,} \N{MULTIPLICATION SIGN} 0.020 s = {int(rate * SECONDS_PER_TDR)}" in capacity
+    assert f"{LAMBDA_CONCURRENCY:,} \N{MINUS SIGN} {reserved} = {others}" in capacity
 
 
 def test_warm_throughput_is_off_by_default(template: Template) -> None:

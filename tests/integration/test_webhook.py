@@ -153,8 +153,8 @@ def test_other_app_id_is_forbidden(post: Post, stack: Stack) -> None:
     assert table_items(stack) == []
 
 
-def test_body_over_64_kib_is_refused_with_413(post: Post, stack: Stack) -> None:
-    answer = post(tdr(Padding="x" * 65536))
+def test_body_over_16_kib_is_refused_with_413(post: Post, stack: Stack) -> None:
+    answer = post(tdr(Padding="x" * 16384))
     assert answer.status == 413
     assert answer.body["code"] == 413
     answer = post(b"{" + b" " * 70000 + b"}", raw=True)
@@ -177,7 +177,7 @@ BAD_REQUESTS = [
     ("NaN constant", '{"TransactionID": NaN}', 400, "not valid JSON"),
     ("nesting too deep", '{"a":' * 40 + "1" + "}" * 40, 400, "nested too deeply"),
     ("recursion bomb", "[" * 50000 + "]" * 50000, 413, "larger than"),
-    ("deep within size", "[" * 30000 + "]" * 30000, 400, "nested too deeply"),
+    ("deep within size", "[" * 8000 + "]" * 8000, 400, "nested too deeply"),
     ("missing TransactionID", json.dumps(tdr(TransactionID=...)), 400, "TransactionID is required"),
     ("missing Status", json.dumps(tdr(Status=...)), 400, "Status is required"),
     ("missing AppID", json.dumps(tdr(AppID=...)), 400, "AppID is required"),
@@ -314,7 +314,7 @@ def test_secret_never_reaches_the_logs(
     post(tdr(), path="/tdr/wrong")
     # Then no log line carries the secret
     printed = capsys.readouterr()
-    assert len(logs.records()) == 5  # the handler did log, once per request
+    assert len(logs.records()) == 4  # the handler did log, once per request but the wrong URL's (issue 20)
     assert stack.webhook_secret not in logs.getvalue() + printed.out + printed.err
 
 

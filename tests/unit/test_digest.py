@@ -263,7 +263,7 @@ def test_the_digest_queue_takes_raw_alerts_from_the_alert_topic_only(template: T
     assert (subscription["Protocol"], subscription["RawMessageDelivery"]) == ("sqs", True)
     policy = template.resource("DigestQueuePolicy")["Properties"]
     assert policy["Queues"] == [{"Ref": "DigestQueue"}]
-    [statement] = policy["PolicyDocument"]["Statement"]
+    [statement] = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]  # and TlsOnly
     assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == {"Fn::GetAtt": ["DigestQueue", "Arn"]}
@@ -462,7 +462,7 @@ def test_the_local_stack_refuses_an_sqs_subscription_its_queue_policy_does_not_a
     check_sqs_subscriptions(template)
     # Given the queue policy scoped to another topic
     body = copy.deepcopy(template.body)
-    [statement] = body["Resources"]["DigestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [statement, _tls_only] = body["Resources"]["DigestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     statement["Condition"]["ArnEquals"]["aws:SourceArn"] = {"Ref": "OpsTopic"}
     # Then the local stack refuses the template, naming the subscription
     with pytest.raises(SubscriptionPolicyError, match="DigestSubscription: no AWS::SQS::QueuePolicy on DigestQueue"):

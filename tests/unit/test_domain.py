@@ -15,6 +15,7 @@ from cinnox_sms.custom_resource import Redactor, app_token_from_secret
 from cinnox_sms.errors import BadRequest, CinnoxError
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.model import Status, parse_inbound
+from cinnox_sms.neutral import json_for_people
 from support import tdr
 
 
@@ -208,7 +209,9 @@ def test_alert_message_is_json_of_each_protocols_text_to_the_character(extra: di
     indented = json.dumps(alert.item, indent=2, sort_keys=True, default=_json_default, ensure_ascii=False)
     assert alert.record_json(indent=2) == indented
     body, machine = alert.body(), alert.record_json()
-    assert body.endswith("The full record, as stored:\n" + indented)
+    # (in the e-mail, what people must not be shown raw, as U+2028, JSON-escaped: the same values)
+    assert body.endswith("The full record, as stored:\n" + json_for_people(indented))
+    assert json.loads(body.split("The full record, as stored:\n")[1]) == json.loads(indented)
     json_protocols = ("sqs", "lambda", "http", "https", "firehose")
     protocols = {"default": body, "email": body} | dict.fromkeys(json_protocols, machine)
     assert message == json.dumps(protocols, ensure_ascii=False)

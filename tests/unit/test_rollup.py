@@ -190,6 +190,12 @@ def test_the_metrics_role_keeps_the_rollups_and_reads_only_submitted_tdrs(templa
             "Action": ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"],
             "Resource": {"Fn::GetAtt": ["TdrTable", "Arn"]},
         },
+        {  # issue 20: the guard on SAM's AWSLambdaDynamoDBExecutionRole ("*"): the TDR table's stream alone
+            "Sid": "ReadNoOtherStream",
+            "Effect": "Deny",
+            "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            "NotResource": {"Fn::GetAtt": ["TdrTable", "StreamArn"]},
+        },
     ]
     assert function["Environment"]["Variables"]["ROLLUP_TABLE_NAME"] == {"Ref": "RollupTable"}
 

@@ -26,6 +26,7 @@ from cinnox_sms.alert_ledger import (
 )
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.moments import received_moment
+from cinnox_sms.neutral import json_for_people, line
 from cinnox_sms.status import FAILURE_STATUSES, Status
 
 if TYPE_CHECKING:
@@ -90,22 +91,24 @@ class Alert:
         return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 3] + "..."
 
     def body(self) -> str:
+        """The e-mail: what a sender wrote is shown one line a field, its unsafe characters as visible escapes
+        (cinnox_sms.neutral), and the record as JSON that parses to what is stored."""
         tdr = self.tdr
         lines = [
             f"An outbound SMS sent through CINNOX was {self.status.value.lower()}.",
             "",
             f"Status:          {self.status.value}",
-            f"Transaction ID:  {tdr.transaction_id}",
-            f"Recipient:       {tdr.recipient or 'unknown'}",
-            f"Country:         {tdr.recipient_country or 'unknown'}",
-            f"Exception:       {tdr.exception or 'none given'}",
-            f"Response code:   {tdr.response_code or 'none given'}",
-            f"Service ID:      {tdr.service_id or 'unknown'}",
-            f"App ID:          {tdr.app_id or 'unknown'}",
-            f"Received:        {tdr.received_at or 'unknown'}",
+            f"Transaction ID:  {line(tdr.transaction_id)}",
+            f"Recipient:       {line(tdr.recipient or 'unknown')}",
+            f"Country:         {line(tdr.recipient_country or 'unknown')}",
+            f"Exception:       {line(tdr.exception or 'none given')}",
+            f"Response code:   {line(tdr.response_code or 'none given')}",
+            f"Service ID:      {line(tdr.service_id or 'unknown')}",
+            f"App ID:          {line(tdr.app_id or 'unknown')}",
+            f"Received:        {line(tdr.received_at or 'unknown')}",
             "",
             "The full record, as stored:",
-            self.record_json(indent=2),
+            json_for_people(self.record_json(indent=2)),
         ]
         return "\n".join(lines)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # TDRs stored, counted from the table's stream (one metric blob per batch, not per TDR).
 STORED = {status: f"Tdr{status.value}" for status in Status}
 # Webhook events worth a metric; the happy path emits none, to keep a log line off every TDR.
-REFUSED = "TdrRefused"  # dimension Reason: BadRequest, Forbidden, NotFound, PayloadTooLarge
+REFUSED = "TdrRefused"  # dimension Reason: BadRequest, Forbidden, PayloadTooLarge (wrong URLs: WebhookWrongSecret)
 REPEATED = "TdrRepeated"
 OUT_OF_SHAPE = "TdrOutOfShape"  # stored with fields that did not fit, kept as received (the item's outOfShape)
 UNKNOWN_STATUS = "TdrUnknownStatus"  # stored with a Status none of the four: never alerted, in no rollup

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from cinnox_sms.errors import BadRequest
+from cinnox_sms.neutral import first_unsafe
 from cinnox_sms.status import FAILURE_STATUSES as FAILURE_STATUSES  # re-exported, as Status: they live
 from cinnox_sms.status import Status as Status  # apart so that what only needs them loads no Tdr model
 
@@ -31,8 +32,9 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # characters. It is the item's sort key, and DynamoDB takes at most 1,024 bytes there (64 x 4 = 256).
 MAX_UNKNOWN_STATUS_CHARACTERS = 64
 # A field out of shape is stored as received, as text, cut where its JSON string would pass this many
-# UTF-8 bytes (the raw body keeps it whole): an alert holds each field's JSON about nine times, twice
-# escaped in places, and six such fields must still make a message SNS takes (256 KiB).
+# UTF-8 bytes (the raw body keeps it whole when the body is within item.MAX_RAW_BYTES): an alert holds each
+# field's JSON about nine times, twice escaped in places, and six such fields must still make a message SNS
+# takes (256 KiB). webhook.MAX_BODY_BYTES is sized so that each of the six can reach this cut.
 MAX_OUT_OF_SHAPE_BYTES = 2048
 _PHONE_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
@@ -116,6 +118,19 @@ class Tdr(BaseModel):
     def _response_code(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
+        return value
+
+    @field_validator("transaction_id", "app_id")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        # What identifies a TDR is shown to people as is (alerts, digests, the terminal): none of the
+        # characters cinnox_sms.neutral calls unsafe (controls, bidi controls, non-characters).
+        at = first_unsafe(value)
+        if at is not None:
+            raise ValueError(
+                f"must hold no control character, bidi control or non-character "
+                f"(U+{ord(value[at]):04X} at position {at + 1})"
+            )
         return value
 
     @property

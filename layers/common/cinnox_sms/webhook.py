@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from cinnox_sms.secret_label import WebhookSecrets
     from cinnox_sms.store import TdrStore
 
-MAX_BODY_BYTES = 64 * 1024
+# A body over this is refused (413): the smallest power of two that holds a TDR whose identifying fields
+# are at their limits and whose six optional fields each reach MAX_OUT_OF_SHAPE_BYTES, the most the item
+# keeps of one (13.0 KB; tests/integration/test_webhook_limits.py builds it). A real TDR is ~260 bytes.
+MAX_BODY_BYTES = 16 * 1024
 MAX_DEPTH = 32
 
 
@@ -225,7 +228,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per request as json.loads(...) makes
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Each JSON object, refused when a name repeats (RFC 8259: names SHOULD be unique; json takes the last
+    silently): ``"Status":"Delivered","Status":"Undelivered"`` is no TDR we can tell. 0.4-0.7 us a TDR."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                break
+            seen.add(key)
+        name = json.dumps(key)  # the first key given twice; quoted, escaped, and cut when long
+        name = name if len(name) <= 40 else name[:36] + '..."'
+        raise BadRequest(f"the key {name} is given twice in one object (at any level, a key must be unique)")
+    return found
+
+
+# One, not one per request as json.loads(...) makes; each object through _unique_keys.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def _check_structure(value: Any) -> None:
