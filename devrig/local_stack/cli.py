@@ -506,10 +506,17 @@ def _digest_text(digest: dict[str, Any]) -> str:
     return f"{digest['failed']} SMS failed ({countries_failed})"
 
 
+def operator_program() -> str:
+    """The absolute path of the `cinnox-sms` installed beside this Python (the venv `make` builds)."""
+    beside = Path(sys.executable).absolute().parent / "cinnox-sms"
+    return str(beside) if beside.is_file() else "cinnox-sms"
+
+
 def operator_command(stack: LocalStack, *arguments: str) -> str:
-    """A `cinnox-sms ... --stack NAME` command line that works against this local stack."""
+    """A `cinnox-sms ... --stack NAME` command line that works against this local stack, pasted into any shell:
+    the program by its absolute path (the venv's, beside this Python), as `env` finds nothing else on a bare PATH."""
     environment = " ".join(f"{name}={shlex.quote(value)}" for name, value in stack.client_environment().items())
-    command = shlex.join(["cinnox-sms", *arguments, "--stack", stack.options.stack_name])
+    command = shlex.join([operator_program(), *arguments, "--stack", stack.options.stack_name])
     return f"env {environment} {command}"
 
 
@@ -546,6 +553,7 @@ CINNOX SMS tracker, running locally (Ctrl-C to stop)
   alert topic   {stack.output("AlertTopicArn")}
   digest topic  {stack.output("DigestTopicArn")}  (one digest per {LOCAL_DIGEST_WINDOW_SECONDS} s window here)
   CINNOX        {stack.cinnox.base_url if stack.cinnox else "-"}  (simulator; the webhook is subscribed)
+  AppToken      Secrets Manager secret {stack.app_token_secret}  (the stack's CinnoxAppTokenSecret)
 {schedules or "  schedule      none enabled (NoFinalStatusHours 0)"}
   logs          {stack.options.log_dir}
 
@@ -555,6 +563,7 @@ Post a TDR:
 Ask the operator's tool (the local stack answers CloudFormation's DescribeStacks):
   {operator_command(stack, "report", "--since", "1h")}
   {operator_command(stack, "report", "--since", "24h", "--by", "hour", "--format", "csv")}
+  {operator_command(stack, "subscription")}
 
 Alerts, as they are published (one per failed SMS), digests (one per window), scheduled runs:""",
         flush=True,

@@ -70,6 +70,8 @@ class StackRecord:
     status: str = "CREATE_IN_PROGRESS"
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
     outputs: Callable[[], list[tuple[str, str, str]]] = lambda: []  # (key, value, description)
+    # (key, value): as DescribeStacks gives them, so `cinnox-sms subscription --stack` reads CINNOX's settings
+    parameters: Callable[[], list[tuple[str, str]]] = lambda: []
 
 
 def judge(event: dict[str, Any], raw: bytes) -> dict[str, Any]:
@@ -228,10 +230,14 @@ def _stack_xml(record: StackRecord) -> str:
         f"<Description>{escape(description)}</Description></member>"
         for key, value, description in record.outputs()
     )
+    parameters = "".join(
+        f"<member><ParameterKey>{escape(key)}</ParameterKey><ParameterValue>{escape(value)}</ParameterValue></member>"
+        for key, value in record.parameters()
+    )
     return (
         f"<member><StackId>{escape(record.stack_id)}</StackId><StackName>{escape(record.name)}</StackName>"
         f"<CreationTime>{record.created}</CreationTime><StackStatus>{record.status}</StackStatus>"
-        f"<Outputs>{outputs}</Outputs></member>"
+        f"<Parameters>{parameters}</Parameters><Outputs>{outputs}</Outputs></member>"
     )
 
 

@@ -136,6 +136,7 @@ class LocalStack:
         self.resources: dict[str, CustomResource] = {}  # the custom resources that exist
         self.events: list[ResourceEvent] = []
         self.record = StackRecord(options.stack_name, stack_id(options.stack_name), "CREATE_IN_PROGRESS")
+        self.record.parameters = self._parameters  # what provision() gave the template's parameters
         self._log_files: dict[str, Any] = {}
         self._log_lock = threading.Lock()
 
@@ -649,6 +650,15 @@ class LocalStack:
             answers.append(answer)
         self.record.status = "DELETE_FAILED" if self.resources else "DELETE_COMPLETE"
         return answers
+
+    def _parameters(self) -> list[tuple[str, str]]:
+        """The template's parameters as this stack has them (a NoEcho one as CloudFormation shows it: ****)."""
+        declared = self.template.body.get("Parameters", {})
+        return [
+            (name, "****" if declared[name].get("NoEcho") else str(self.provisioned.refs[name]))
+            for name in declared
+            if name in self.provisioned.refs
+        ]
 
     def _outputs(self) -> list[tuple[str, str, str]]:
         found = []

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -368,7 +367,7 @@ def test_the_operator_tool_works_against_the_local_stack_as_make_local_prints(em
         command = operator_command(stack, "report", "--since", "1h", "--view", "arrival", "--format", "json")
         result = subprocess.run(  # our own command line
             ["/bin/bash", "-c", command],
-            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # a bare shell: not the venv's PATH
             capture_output=True,
             text=True,
             timeout=60,

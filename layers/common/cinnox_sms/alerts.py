@@ -85,9 +85,10 @@ class Alert:
         where = f" to {recipient}" if recipient else ""
         country = self.tdr.recipient_country
         subject = f"SMS {self.status.value}{where}{f' ({country})' if country else ''}: {self.tdr.transaction_id}"
-        # SNS subjects: printable ASCII, no line breaks, under 100 characters.
+        # SNS subjects: printable ASCII, no line breaks, under 100 characters. Any other character is written
+        # as its escape (\u00e9, \u4e2d, \U0001f600, \n), so a non-ASCII transaction ID stays readable.
         if not (subject.isascii() and subject.isprintable()):  # printable ASCII is " " to "~"
-            subject = "".join(c if " " <= c <= "~" else "?" for c in subject)
+            subject = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in subject)
         return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 3] + "..."
 
     def body(self) -> str:

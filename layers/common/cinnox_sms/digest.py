@@ -104,10 +104,12 @@ class Digest:
         countries = len({f.country for f in self.failures})
         where = f" in {countries} countr{'y' if countries == 1 else 'ies'}" if self.failures else ""
         part = f" [part {self.part} of {self.parts}]" if self.parts > 1 else ""
-        subject = (
-            f"CINNOX SMS digest: {self.failed} SMS failed{where}, "
-            f"{self.window_start:%Y-%m-%d %H:%M}-{self.window_end:%H:%M} UTC{part}"
-        )
+        # A window across midnight (UTC) shows both dates: "2026-11-28 23:58-2026-11-29 00:03".
+        end = "%H:%M" if self.window_end.date() == self.window_start.date() else "%Y-%m-%d %H:%M"
+        window = f"{self.window_start:%Y-%m-%d %H:%M}-{self.window_end.strftime(end)} UTC{part}"
+        subject = f"CINNOX SMS digest: {self.failed} SMS failed{where}, {window}"
+        if len(subject) > SUBJECT_LIMIT:  # the window and part before the country count (the body has it)
+            subject = f"CINNOX SMS digest: {self.failed} SMS failed, {window}"
         return _subject(subject)
 
     def report_command(self) -> str:
@@ -281,7 +283,7 @@ def _table(counts: list[tuple[str, int]]) -> list[str]:
 
 def _subject(text: str) -> str:
     # SNS subjects: printable ASCII (" " to "~"), no line breaks, at most 100 characters.
-    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    text = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
     return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
 
 
