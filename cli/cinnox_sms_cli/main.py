@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -37,7 +39,18 @@ from cinnox_sms.store import TdrStore
 from cinnox_sms_cli import pending, rebuild
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
 from cinnox_sms_cli.redrive import Redriven, redrive_alerts, redrive_parked
-from cinnox_sms_cli.report import VIEWS, Period, by_country, duration, moment, read_rollups, render
+from cinnox_sms_cli.report import (
+    HOUR,
+    LONGEST_DAYS,
+    VIEWS,
+    Period,
+    by_country,
+    duration,
+    moment,
+    page,
+    read_rollups,
+    render,
+)
 
 NOT_FOUND = 1
 FAILED = 3  # AWS (or the way to it) or CINNOX refused: one line on stderr, no traceback
@@ -86,6 +99,28 @@ def _missing(args: argparse.Namespace, names: list[str]) -> str | None:
     return f"give --stack, or all of {', '.join(missing)}" if missing and not args.stack else None
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d+")
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What no AWS call should be made with: the usage error for it (exit 2), or None."""
+    endpoint = getattr(args, "endpoint_url", None)
+    if endpoint is not None:
+        parts = urllib.parse.urlsplit(endpoint.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"--endpoint-url {endpoint!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:4566)"
+    region = getattr(args, "region", None)
+    if region is not None and not _REGION.fullmatch(region):
+        return f"--region {region!r} is not an AWS region name such as eu-west-1"
+    if args.command == "status" and not args.transaction_id.strip():
+        return "TRANSACTION_ID is empty"
+    if (days := getattr(args, "retention_days", None)) is not None and days < 1:
+        return f"--retention-days {days} must be 1 or more (the stack's TdrRetentionDays allows 1 to 36500)"
+    if (minutes := getattr(args, "grace_minutes", None)) is not None and minutes < 0:
+        return f"--grace-minutes {minutes} must be 0 or more"
+    return None
+
+
 def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cinnox-sms", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,6 +157,12 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     )
     report.add_argument(
         "--by", choices=["day", "hour"], help="one line per UTC day or hour and country (default: the whole period)"
+    )
+    report.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the dashboard widget's table (per country over the whole period, worst first) to FILE: "
+        "a page that stands alone (inline CSS, no script, nothing fetched)",
     )
     _rollup_options(report)
     waiting = commands.add_parser(
@@ -204,6 +245,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     rebuild.add_options(rebuilding)
     _aws_options(rebuilding)
     args = parser.parse_args(argv)
+    if problem := _usage_problem(args):
+        (rebuilding if args.command == "rollups" else commands.choices[args.command]).error(problem)
     if args.command == "subscription":
         resend = ["webhook_url"] if args.resend else []
         if problem := _missing(args, ["base_url", "app_id", "token_secret", "webhook_secret_id", *resend]):
@@ -218,6 +261,13 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         try:
             now = datetime.now(UTC)
             period = Period.covering(moment(args.since, now), moment(args.until, now) if args.until else now)
+            if args.command != "rollups" and period.end - period.start > timedelta(days=LONGEST_DAYS):
+                queries = ((period.end - HOUR).date() - period.start.date()).days + 1
+                raise ValueError(
+                    f"{period} is longer than {LONGEST_DAYS} days: {queries:,} Queries of the rollup table (one per "
+                    f"UTC day), whose items go with the TDRs (TdrRetentionDays); split it into periods of "
+                    f"{LONGEST_DAYS} days or less"
+                )
             if args.command == "pending":
                 age = duration(args.older_than)
         except ValueError as error:
@@ -257,9 +307,13 @@ def run_report(session: boto3.Session, args: argparse.Namespace, period: Period)
     table = args.table or stack_output(session, args.endpoint_url, args.stack, "RollupTableName")
     dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
     try:
-        lines = by_country(read_rollups(dynamodb, table, period), args.by, args.view)
+        counts = list(read_rollups(dynamodb, table, period))
     except ClientError as error:
         return _not_rollups(table, error)
+    lines = by_country(counts, args.by, args.view)
+    if args.html:  # the widget's table: per country over the whole period, whatever --by prints
+        Path(args.html).write_text(page(by_country(counts, None, args.view), period, args.view), encoding="utf-8")
+        print(f"cinnox-sms: wrote {args.html}", file=sys.stderr)
     if lines or args.format != "table":  # machine output stays parseable when empty
         print(render(lines, args.format, period, args.by, args.view))
     else:

@@ -19,36 +19,57 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
+# The reading and the per-country lines live in the layer, shared with the dashboard's widget (issue 21);
+# re-exported here under their old names, which the CLI, its tests and devrig use.
+from cinnox_sms.delivery import (
+    BEYOND_LAST_BOUND,
+    DEFAULT_VIEW,
+    VIEWS,
+    Bucketing,
+    CountryLine,
+    HourCount,
+    View,
+    bucket_of,
+    by_country,
+    estimate,
+    hour_count,
+    human,
+    percentile_from_buckets,
+    read_rollups,
+)
+from cinnox_sms.delivery_page import caption, document
 from cinnox_sms.neutral import csv_cell
 from cinnox_sms.neutral import line as printed  # "line" names a report line here
-from cinnox_sms.rollup import (
-    COHORT_ATTRIBUTES,
-    COUNT_ATTRIBUTES,
-    DAY,
-    FINAL_STATUSES,
-    SLOT,
-    TTF_ATTRIBUTES,
-    TTF_BUCKETS,
-    RollupKey,
-    slot_range,
-    ttf_attribute,
-)
-from cinnox_sms.status import Status
+from cinnox_sms.rollup import TTF_BUCKETS
 
+# Re-exported: the names the layer now defines (this module's own names are public as ever).
+__all__ = [
+    "BEYOND_LAST_BOUND",
+    "DEFAULT_VIEW",
+    "VIEWS",
+    "Bucketing",
+    "CountryLine",
+    "HourCount",
+    "View",
+    "bucket_of",
+    "by_country",
+    "estimate",
+    "hour_count",
+    "human",
+    "percentile_from_buckets",
+    "read_rollups",
+]
 _DURATION = re.compile(r"(\d+)([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 HOUR = timedelta(hours=1)
-Bucketing = Literal["day", "hour"] | None
-View = Literal["cohort", "arrival"]
-VIEWS: tuple[View, ...] = ("cohort", "arrival")
-# The Python functions default to the arrival view (what they did before the cohort view existed);
-# `cinnox-sms report` defaults to the cohort view.
-DEFAULT_VIEW: View = "arrival"
+# The longest period report and pending read: one Query per UTC day, and the stack's rollups are kept
+# as long as its TDRs (TdrRetentionDays, 400 by default); a longer one is refused, to be split.
+LONGEST_DAYS = 400
 COLUMNS = (
     "country",
     "sent",
@@ -60,8 +81,6 @@ COLUMNS = (
     "p50_delivered_est",
     "p90_delivered_est",
 )
-# The open last bucket: a percentile that falls in it is only known to be above the last bound.
-BEYOND_LAST_BOUND = f">{TTF_BUCKETS[-2][1]}"
 _VIEW_LINES = {
     "cohort": "view cohort: the SMS sent in the period, each under its final status so far",
     "arrival": "view arrival: the TDRs received in the period, each in the hour it was received",
@@ -73,7 +92,10 @@ def moment(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     found = _DURATION.fullmatch(text.strip())
     if found:
-        return now - duration(text)
+        try:
+            return now - duration(text)
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches before year 1: give a shorter period") from None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -88,7 +110,10 @@ def duration(text: str) -> timedelta:
     found = _DURATION.fullmatch(text.strip())
     if not found:
         raise ValueError(f"{text!r} is not a duration like 0, 90m, 6h or 7d")
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    try:
+        return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any period a date can span") from None
 
 
 def _iso_hour(hour: datetime) -> str:
@@ -106,7 +131,10 @@ class Period:
     def covering(cls, since: datetime, until: datetime) -> Period:
         """since floored to its hour, until rounded up to the next one; a ValueError if until is not after since."""
         if until <= since:
-            raise ValueError(f"--until ({until.isoformat()}) must come after --since ({since.isoformat()})")
+            raise ValueError(
+                f"--until ({until.isoformat(timespec='seconds')}) must come after --since "
+                f"({since.isoformat(timespec='seconds')})"
+            )
         start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return cls(start, end if end == until else end + HOUR)
@@ -129,187 +157,6 @@ class Period:
         return f"{_iso_hour(self.start)} to {_iso_hour(self.end)} ({hours} h, UTC, end excluded)"
 
 
-@dataclass(frozen=True)
-class HourCount:
-    """One rollup item: one hour and one country, in both views."""
-
-    hour: datetime
-    country: str
-    counts: dict[Status, int]  # arrival view: the TDRs of each status received in the hour
-    cohort: dict[Status, int] = field(default_factory=dict)  # final status -> SMS submitted in the hour
-    ttf: dict[Status, dict[str, int]] = field(default_factory=dict)  # final status -> bucket label -> SMS
-
-    @property
-    def pending(self) -> int:
-        """The hour's SMS sent with no final status counted yet (never below 0)."""
-        return max(0, self.counts.get(Status.SUBMITTED, 0) - sum(self.cohort.values()))
-
-
-_READ = [
-    *COUNT_ATTRIBUTES.values(),
-    *COHORT_ATTRIBUTES.values(),
-    *(attribute for status in FINAL_STATUSES for attribute in TTF_ATTRIBUTES[status]),
-]
-
-
-def _number(item: Mapping[str, Any], name: str) -> int | None:
-    value = item.get(name)
-    return int(value["N"]) if value is not None else None
-
-
-def hour_count(day: str, item: Mapping[str, Any]) -> HourCount:
-    """A rollup item as read (the day is its partition)."""
-    key = RollupKey.from_item(day, item[SLOT]["S"])
-    counts = {s: n for s, name in COUNT_ATTRIBUTES.items() if (n := _number(item, name)) is not None}
-    cohort = {s: n for s, name in COHORT_ATTRIBUTES.items() if (n := _number(item, name)) is not None}
-    ttf: dict[Status, dict[str, int]] = {}
-    for status in FINAL_STATUSES:
-        buckets = {label: n for _, label in TTF_BUCKETS if (n := _number(item, ttf_attribute(status, label)))}
-        if buckets:
-            ttf[status] = buckets
-    return HourCount(key.hour, key.country, counts, cohort, ttf)
-
-
-def read_rollups(client: Any, table: str, period: Period) -> Iterator[HourCount]:
-    """The rollup items of the period: one Query per UTC day (paginated, eventually consistent)."""
-    names = {"#day": DAY, "#slot": SLOT} | {f"#a{i}": name for i, name in enumerate(_READ)}
-    projected = ", ".join(["#slot", *(f"#a{i}" for i in range(len(_READ)))])
-    paginator = client.get_paginator("query")
-    for day, first_hour, last_hour in period.days():
-        low, high = slot_range(first_hour, last_hour)
-        for page in paginator.paginate(
-            TableName=table,
-            KeyConditionExpression="#day = :day AND #slot BETWEEN :low AND :high",
-            ProjectionExpression=projected,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={":day": {"S": day}, ":low": {"S": low}, ":high": {"S": high}},
-            ConsistentRead=False,  # half the read units; a report may lag the stream by seconds anyway
-        ):
-            for item in page["Items"]:
-                yield hour_count(day, item)
-
-
-def percentile_from_buckets(counts_by_label: Mapping[str, int], q: float) -> float | None:
-    """The q-quantile (0 < q <= 1) of times to a final status, in seconds, estimated from one histogram
-    (bucket label -> SMS, labels of TTF_BUCKETS): linear inside the bucket it falls in, from the bucket
-    before's bound (0 for the first) to its own. math.inf when it falls in the open last bucket (all
-    that is known is: above the last bound); None when the histogram counts no SMS."""
-    if not 0 < q <= 1:
-        raise ValueError(f"a quantile is above 0 and at most 1, not {q}")
-    total = sum(max(0, counts_by_label.get(label, 0)) for _, label in TTF_BUCKETS)
-    if not total:
-        return None
-    rank = q * total
-    below, lower = 0, 0.0
-    for bound, label in TTF_BUCKETS:
-        n = max(0, counts_by_label.get(label, 0))
-        if n and below + n >= rank:
-            return math.inf if math.isinf(bound) else lower + (bound - lower) * (rank - below) / n
-        below, lower = below + n, bound
-    raise AssertionError("unreachable: the ranks add up to the total")  # pragma: no cover
-
-
-def estimate(seconds: float | None) -> float | str | None:
-    """A percentile as machine output gives it: seconds to 0.1 s, BEYOND_LAST_BOUND, or None."""
-    if seconds is None:
-        return None
-    return BEYOND_LAST_BOUND if math.isinf(seconds) else round(seconds, 1)
-
-
-def human(seconds: float | None) -> str:
-    """A percentile for people: '4.5s', '42s', '3.5m', '1.2h', '>12h', or '-' when there is none."""
-    if seconds is None:
-        return "-"
-    if math.isinf(seconds):
-        return BEYOND_LAST_BOUND
-
-    def short(value: float, unit: str) -> str:
-        return f"{value:.1f}".removesuffix(".0") + unit
-
-    if seconds < 10:
-        return short(seconds, "s")
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    return short(seconds / 60, "m") if seconds < 3600 else short(seconds / 3600, "h")
-
-
-@dataclass
-class CountryLine:
-    country: str
-    sent: int = 0  # Submitted TDRs received in the period (the SMS sent in it)
-    delivered: int = 0  # cohort view: SMS sent in the period now Delivered; arrival: Delivered TDRs received
-    undelivered: int = 0
-    rejected: int = 0
-    bucket: str | None = None  # with --by: the day or hour the line counts
-    pending: int = field(init=False, default=0)
-    # Time from Submitted to Delivered of the SMS sent in the period (bucket label -> SMS), in either view
-    delivered_times: dict[str, int] = field(default_factory=dict)
-
-    def add(self, count: HourCount, view: View = DEFAULT_VIEW) -> None:
-        finals = count.cohort if view == "cohort" else count.counts
-        self.sent += count.counts.get(Status.SUBMITTED, 0)
-        self.delivered += finals.get(Status.DELIVERED, 0)
-        self.undelivered += finals.get(Status.UNDELIVERED, 0)
-        self.rejected += finals.get(Status.REJECTED, 0)
-        for label, n in count.ttf.get(Status.DELIVERED, {}).items():
-            self.delivered_times[label] = self.delivered_times.get(label, 0) + n
-        # Sent with no final status counted: arrival view, in the period (yet, or it came in another
-        # period); cohort view, yet
-        self.pending = max(0, self.sent - self.final)
-
-    @property
-    def final(self) -> int:
-        return self.delivered + self.undelivered + self.rejected
-
-    @property
-    def delivery_rate(self) -> float | None:
-        return self.delivered / self.final if self.final else None
-
-    @property
-    def p50_delivered_est(self) -> float | None:
-        return percentile_from_buckets(self.delivered_times, 0.5)
-
-    @property
-    def p90_delivered_est(self) -> float | None:
-        return percentile_from_buckets(self.delivered_times, 0.9)
-
-
-def bucket_of(hour: datetime, by: Bucketing) -> str | None:
-    if by == "day":
-        return hour.strftime("%Y-%m-%d")
-    return _iso_hour(hour) if by == "hour" else None
-
-
-def by_country(counts: Iterable[HourCount], by: Bucketing = None, view: View = DEFAULT_VIEW) -> list[CountryLine]:
-    """One line per country (per bucket with --by), most sent first, each group closed by its 'all' line.
-
-    In the cohort view a country with nothing sent in the period (only final statuses of SMS sent
-    before it) has no line: those count in the cohort of the hour their SMS was sent."""
-    buckets: dict[str | None, dict[str, CountryLine]] = {}
-    for count in counts:
-        bucket = bucket_of(count.hour, by)
-        countries = buckets.setdefault(bucket, {})
-        countries.setdefault(count.country, CountryLine(count.country, bucket=bucket)).add(count, view)
-    ordered: list[CountryLine] = []
-    for bucket in sorted(buckets, key=lambda b: b or ""):
-        group = sorted(buckets[bucket].values(), key=lambda line: (-line.sent, line.country))
-        if view == "cohort":
-            group = [line for line in group if line.sent or line.final]
-        if not group:
-            continue
-        total = CountryLine("all", bucket=bucket)
-        for line in group:
-            total.sent += line.sent
-            total.delivered += line.delivered
-            total.undelivered += line.undelivered
-            total.rejected += line.rejected
-            total.pending += line.pending  # the column adds up
-            for label, n in line.delivered_times.items():
-                total.delivered_times[label] = total.delivered_times.get(label, 0) + n
-        ordered.extend([*group, total])
-    return ordered
-
-
 def rows(lines: list[CountryLine], period: Period, by: Bucketing, view: View = DEFAULT_VIEW) -> list[dict[str, Any]]:
     """Machine output: [bucket,] the columns, then the view and the period (since, until) on every row."""
     return [
@@ -329,6 +176,12 @@ def estimates_note() -> str:
         "p50_est, p90_est: time from Submitted to Delivered of the SMS sent in the period, "
         f"estimated from buckets (bounds {bounds})"
     )
+
+
+def page(lines: list[CountryLine], period: Period, view: View = DEFAULT_VIEW) -> str:
+    """`--html FILE`: the dashboard widget's table (cinnox_sms.delivery_page, the same renderer) as a page that
+    stands alone: per country over the whole period, worst first."""
+    return document(lines, caption(str(period), view))
 
 
 def render(

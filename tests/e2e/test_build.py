@@ -28,6 +28,7 @@ FUNCTIONS = [
     "MetricsFunction",
     "WarmThroughputFunction",
     "OverdueAlertFunction",
+    "DeliveryWidgetFunction",
 ]
 
 # Runs in a fresh interpreter without site-packages, paths set as Lambda sets them:

@@ -108,6 +108,7 @@ def test_rehearsal_packages_every_artifact_to_s3_and_stops_moto(tmp_path: Path) 
         "MetricsFunction.CodeUri",
         "DigestFunction.CodeUri",
         "NoFinalStatusFunction.CodeUri",
+        "DeliveryWidgetFunction.CodeUri",
         "OverdueAlertFunction.CodeUri",
         "SubscriptionFunction.CodeUri",
         "WarmThroughputFunction.CodeUri",

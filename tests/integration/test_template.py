@@ -24,6 +24,7 @@ FUNCTIONS = [
     "MetricsFunction",
     "WarmThroughputFunction",
     "OverdueAlertFunction",
+    "DeliveryWidgetFunction",
 ]
 
 

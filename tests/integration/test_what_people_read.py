@@ -364,13 +364,17 @@ def test_cinnox_sms_report_shows_a_country_edited_by_hand_as_text_never_a_formul
 
 def test_no_dashboard_widget_renders_what_a_sender_wrote(template: Template) -> None:
     """CloudWatch dashboard body structure: a "log" widget shows log lines (which hold TDR fields), a "custom"
-    widget shows the HTML a Lambda function returns, a "text" widget the markdown of the template. Today every
-    widget is a metric graph of our own names; a widget that could show a sender's text must first escape it
-    (cinnox_sms.neutral.html) and change this test."""
+    widget shows the HTML a Lambda function returns, a "text" widget the markdown of the template. Every widget
+    is a metric graph of our own names but one: the delivery widget (issue 21), whose HTML shows rollup keys
+    (a country a sender wrote) through cinnox_sms.neutral.html (tests/unit/test_delivery_page.py,
+    tests/integration/test_widget.py). A new widget that could show a sender's text must escape it and change
+    this test."""
     body = template.resource("Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
     widgets = json.loads(body)["widgets"]
-    # Then every widget is a metric graph, titled and labelled by the template
-    assert {widget["type"] for widget in widgets} == {"metric"}
+    # Then every widget is a metric graph, titled and labelled by the template, but the delivery widget
+    custom = [widget for widget in widgets if widget["type"] == "custom"]
+    assert [widget["properties"]["endpoint"] for widget in custom] == ["${DeliveryWidgetFunction.Arn}"]
+    assert {widget["type"] for widget in widgets if widget not in custom} == {"metric"}
     # And a SEARCH shows only dimension values our code sets (Reason, service), never a TDR's field
     searches = re.findall(r"SEARCH\('\{[^,]+,([^}]+)\}", body)
     assert searches
