@@ -113,6 +113,14 @@ def _next_second() -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
 
 
+def fresh_log_dir(log_dir: Path) -> None:
+    """The run's log folder, emptied of an earlier run's logs: each function's file is named after its physical
+    name, new each run, so they would pile up and the folder would no longer say which are this run's."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob("*.log"):
+        old.unlink(missing_ok=True)
+
+
 class LocalStack:
     def __init__(
         self, template: Template, options: StackOptions, status: Callable[[str], None] = lambda line: None
@@ -144,7 +152,7 @@ class LocalStack:
 
     def start(self) -> None:
         options = self.options
-        options.log_dir.mkdir(parents=True, exist_ok=True)
+        fresh_log_dir(options.log_dir)
         for port, what in ((options.api_port, "HTTP API"), (options.cinnox_port, "CINNOX simulator")):
             if port:
                 check_port(port, what)

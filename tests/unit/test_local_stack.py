@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from local_stack.emulator import choose
 from local_stack.gateway import to_http
 from local_stack.runtime import FunctionError
 from local_stack.schedules import Schedule, ScheduleError, ScheduleRun, rate_seconds, schedule_event
-from local_stack.stack import LocalStack, StackOptions
+from local_stack.stack import LocalStack, StackOptions, fresh_log_dir
 from local_stack.streams import MappingConfig, StreamMapping
 from local_stack.template import ROOT, Template, matches_filter
 from local_stack.traffic import (
@@ -532,3 +533,19 @@ def test_the_report_must_rank_countries_by_their_carriers_delays(p50: dict[str, 
     rows = [{"country": country, "p50_delivered_est": value} for country, value in p50.items()]
     rows.append({"country": "all", "p50_delivered_est": 1.0})
     assert delay_ranking_check(rows).ok is ok
+
+
+def test_each_run_starts_with_an_empty_log_folder(tmp_path: Path) -> None:
+    # Given an earlier run's function logs (named after physical names, new each run) and a file of someone else's
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "cinnox-sms-local-AlertFunction-1I8Q11O7KWQQ.log").write_text("old run\n")
+    (logs / "moto.log").write_text("old run\n")
+    (logs / "notes.txt").write_text("mine\n")
+    # When a run prepares its folder
+    fresh_log_dir(logs)
+    # Then only this run's logs will be in it: the earlier logs are gone, nothing else is touched
+    assert sorted(p.name for p in logs.iterdir()) == ["notes.txt"]
+    # And a folder that does not exist yet is made
+    fresh_log_dir(tmp_path / "new" / "logs")
+    assert (tmp_path / "new" / "logs").is_dir()
