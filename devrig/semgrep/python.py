@@ -106,8 +106,8 @@ def secrets_in_code(logger, app_token, secret):
     token = os.environ["APP_TOKEN"]
     # ok: hardcoded-secret
     secret_name = "cinnox/app-token"
-    # ruleid: aws-access-key-literal
-    key_id = "AKIAIOSFODNN7EXAMPLE"
+    # ruleid: hardcoded-secret
+    aws_secret_access_key = "not-a-key-but-shaped-like-one-0123456789"
     # ruleid: secret-in-log
     logger.info("calling CINNOX", app_token=app_token)
     # ruleid: secret-in-log
