@@ -125,11 +125,9 @@ class Sweeps:
         self.overdue: list[tuple[datetime, float]] = []
 
     def run(self, at: datetime, sns: Any = None) -> Swept:
-        sweep = OverdueAlerts(
-            AlertLedger(boto3.client("dynamodb"), self._module.OverdueAlertSettings.from_env().tdr_table_name),
-            AlertPublisher(sns or boto3.client("sns"), self._module.OverdueAlertSettings.from_env().topic_arn),
-            timedelta(minutes=self._module.OverdueAlertSettings.from_env().grace_minutes),
-            now=lambda: at,
+        settings = self._module.OverdueAlertSettings.from_env()
+        sweep = OverdueAlerts.from_settings(
+            settings, boto3.client("dynamodb"), sns or boto3.client("sns"), now=lambda: at
         )
         setattr(self._module, "sweep", lambda: sweep)  # noqa: B010 - the handler reads the module global
         self._capsys.readouterr()

@@ -36,7 +36,7 @@ class TdrStore:
         try:
             self._client.put_item(
                 TableName=self._table_name,
-                Item=item_of(tdr, raw_body, received_at, received_at + self._retention),
+                Item=to_item(tdr, raw_body, received_at, received_at + self._retention),
                 ConditionExpression=_NEW_ITEM_ONLY,
             )
         except ClientError as error:
@@ -48,14 +48,10 @@ class TdrStore:
         return True
 
 
-def item_of(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
-    """The PutItem attribute map of a TDR; a failure is written owed an alert (on the AlertsDue index)."""
+def to_item(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
+    """The PutItem attribute map of a TDR, what ``put`` writes (the benchmark sizes items with it); a failure
+    is written owed an alert (on the AlertsDue index)."""
     item = StoredTdr.item_from_tdr(tdr, raw_body, received_at, expires_at)
     if tdr.status in _FAILURES:
         item[ALERT_DUE] = {"S": due_shard(tdr.transaction_id)}
     return item
-
-
-def to_item(tdr: Tdr, raw_body: str, received_at: datetime, expires_at: datetime) -> dict[str, Any]:
-    """The PutItem attribute map of a TDR: what ``put`` writes (the benchmark sizes items with it)."""
-    return item_of(tdr, raw_body, received_at, expires_at)
