@@ -207,3 +207,44 @@ def test_the_sample_event_makes_one_digest_and_counts_what_is_not_an_alert(
         "Undelivered": ["txn-20261127-0101", "txn-20261127-0102"],
         "Rejected": ["txn-20261127-0103"],
     }
+
+
+def test_one_publish_reaches_email_queues_and_chat_each_in_its_own_form(
+    digest: ModuleType,
+    stack: Stack,
+    context: LambdaContext,
+    digest_inbox: Callable[[], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    template_events: dict[str, dict[str, Any]],
+) -> None:
+    """SNS Developer Guide, "Amazon SNS message formatting for different protocols" (MessageStructure json: each
+    protocol its entry, "default" for the rest); the chat service receives SNS over HTTPS, its endpoint
+    https://global.sns-api.chatbot.amazonaws.com, and renders the custom notification (tests/unit/test_chat.py)."""
+    # Given the digest topic with a queue (raw) and the chat service's HTTPS endpoint subscribed; moto posts to it
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr("moto.sns.models.requests.post", lambda url, json, **_: posted.append({"url": url, **json}))
+    boto3.client("sns").subscribe(
+        TopicArn=stack.refs["DigestTopic"], Protocol="https", Endpoint="https://global.sns-api.chatbot.amazonaws.com"
+    )
+    publishes: list[dict[str, Any]] = []
+    client = digest.digest_publisher().client
+    client.meta.events.register("provide-client-params.sns.Publish", lambda params, **_: publishes.append(params))
+    # When the digest function handles the sample batch
+    digest.lambda_handler(template_events["digest-sqs-batch.json"], context)
+    # Then it published once, MessageStructure json: e-mail's entry is the text people read
+    [request] = publishes
+    assert request["MessageStructure"] == "json"
+    entries = json.loads(request["Message"])
+    assert entries["email"] == entries["default"]
+    assert entries["email"].startswith("3 outbound SMS sent through CINNOX failed between ")
+    # And that one message reached the queue as the machine JSON and the chat endpoint as the custom notification
+    [machine] = digest_inbox()
+    assert machine["failed"] == 3
+    [delivery] = [p for p in posted if p.get("Type") == "Notification"]
+    assert delivery["url"] == "https://global.sns-api.chatbot.amazonaws.com"
+    assert delivery["Subject"] == request["Subject"]
+    notification = json.loads(delivery["Message"])
+    assert (notification["version"], notification["source"]) == ("1.0", "custom")
+    assert notification["content"]["textType"] == "client-markdown"
+    assert notification["content"]["title"] == request["Subject"]
+    assert "*3 SMS failed*" in notification["content"]["description"]

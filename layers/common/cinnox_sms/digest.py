@@ -7,7 +7,9 @@ function publishes what the batch holds as one message on the digest topic:
 
 - for people (``default``, ``email``): how many SMS failed, by country and by exception (most first), the
   first transaction IDs and the ``cinnox-sms`` commands to see the rest;
-- for queues (``sqs``): the same counts and every transaction ID, as JSON.
+- for queues (``sqs``): the same counts and every transaction ID, as JSON;
+- for chat (``https``: Slack or Teams through Amazon Q Developer in chat applications): the counts as a custom
+  notification (cinnox_sms.chat); lambda, email-json and every other protocol get the people's text.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from cinnox_sms.chat import CHAT_PROTOCOL, encoded, literal, notification
 from cinnox_sms.item import StoredTdr
 from cinnox_sms.moments import received_moment
 from cinnox_sms.neutral import line
@@ -38,6 +41,9 @@ SUBJECT_LIMIT = 100  # SNS Publish: printable ASCII, no line breaks, at most 100
 # The JSON goes to SQS subscribers alone: one copy of every ID keeps a full 6 MB batch (about 3,000 alerts)
 # in one SNS message. Systems that act on each failure subscribe to the alert topic instead.
 MACHINE_PROTOCOLS = ("sqs",)
+CHAT_IDS_SHOWN = 10  # transaction IDs in the chat notification (the e-mail lists IDS_SHOWN)
+CHAT_LINES_SHOWN = 10  # countries listed in the chat notification; the rest summed on one line
+EVENT_TYPE = "cinnox-sms-digest"
 MESSAGE_TYPE = "cinnox-sms-digest"
 UNKNOWN = "unknown"
 
@@ -181,12 +187,56 @@ class Digest:
             },
         }
 
+    def chat(self) -> dict[str, object]:
+        """The custom notification chat channels get (cinnox_sms.chat): the counts by status and country, the first
+        transaction IDs and the commands; what a sender wrote only through ``literal``."""
+        part = f" (part {self.part} of {self.parts})" if self.parts > 1 else ""
+        statuses = " · ".join(f"{status} {count}" for status, count in self.by_status()) or "none"
+        lines = [
+            f"*{self.failed} SMS failed* between {self.window_start:%Y-%m-%d %H:%M:%S} and "
+            f"{self.window_end:%Y-%m-%d %H:%M:%S} UTC{part}.",
+            f"*By status:* {statuses}",
+            "*By country:*",
+        ]
+        countries = self.by_country()
+        lines += [f"• {literal(country)} {count}" for country, count in countries[:CHAT_LINES_SHOWN]]
+        rest = countries[CHAT_LINES_SHOWN:]
+        if rest:
+            lines.append(f"• {len(rest)} more countries: {sum(count for _, count in rest)} SMS")
+        shown = self.failures[:CHAT_IDS_SHOWN]
+        if shown:
+            first = "" if len(shown) == self.failed else f" (the first {len(shown)})"
+            lines.append(f"*Transaction IDs*{first}:")
+            lines += [f"• {literal(f.transaction_id)} {f.status} {literal(f.country)}" for f in shown]
+        if self.unreadable:
+            lines.append(f"{self.unreadable} message(s) of the digest queue were not alert records and were left out.")
+        return notification(
+            title=self.subject(),
+            lines=lines,
+            next_steps=[
+                f"By hour and country: `{self.report_command()}`",
+                f"One SMS: `{self.status_command('TRANSACTION_ID')}`",
+            ],
+            keywords=["CINNOX SMS", *(status for status, _ in self.by_status())],
+            event_type=EVENT_TYPE,
+            context={
+                "stack": self.stack,
+                "failed": str(self.failed),
+                "windowStart": _iso(self.window_start),
+                "windowEnd": _iso(self.window_end),
+            },
+        )
+
     def message(self) -> str:
-        """The MessageStructure=json message: the text for people, the JSON for machines."""
+        """The MessageStructure=json message: the text for people, the JSON for machines, the custom notification
+        for chat (``https``); every other protocol gets ``default``."""
         text = self.text()
         machine = json.dumps(self.machine(), ensure_ascii=False, separators=(",", ":"))
         return json.dumps(
-            {"default": text, "email": text} | dict.fromkeys(MACHINE_PROTOCOLS, machine), ensure_ascii=False
+            {"default": text, "email": text}
+            | dict.fromkeys(MACHINE_PROTOCOLS, machine)
+            | {CHAT_PROTOCOL: encoded(self.chat())},
+            ensure_ascii=False,
         )
 
     def attributes(self) -> dict[str, MessageAttributeValueTypeDef]:

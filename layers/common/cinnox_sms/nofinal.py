@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cinnox_sms.chat import CHAT_PROTOCOL, encoded, literal, notification
 from cinnox_sms.neutral import line
 from cinnox_sms.rollup import (
     COHORT_ATTRIBUTES,
@@ -60,6 +61,7 @@ ACCOUNT_TTL = timedelta(days=7)
 SNS_BATCH_SIZE = 10  # PublishBatch's maximum (SNS API Reference)
 PUBLISH_ATTEMPTS = 3
 LINES_SHOWN = 30  # country-and-hour lines in the digest's text; the rest summed on one line
+CHAT_LINES_SHOWN = 10  # country-and-hour lines in the chat notification (cinnox_sms.chat)
 SUBJECT_LIMIT = 100  # SNS Publish: at most 100 printable ASCII characters
 MESSAGE_TYPE = "cinnox-sms-no-final-status"
 _HOUR = timedelta(hours=1)
@@ -444,7 +446,24 @@ class NoFinalStatusCheck:
             },
             ensure_ascii=False,
         )
-        return {"default": body, "email": body, "sqs": machine}
+        # Chat channels (Slack, Teams) get the https entry: a custom notification, the countries through literal.
+        chat = [
+            f"*{total} SMS* sent through CINNOX have had no final status for {self._deadline} hours or more.",
+            "*By country and the hour they were submitted (UTC):*",
+            *(f"• {literal(country)} {hour} {n}" for hour, country, n in lines[:CHAT_LINES_SHOWN]),
+        ]
+        if len(lines) > CHAT_LINES_SHOWN:
+            rest = lines[CHAT_LINES_SHOWN:]
+            chat.append(f"• {sum(n for _, _, n in rest)} more in {len(rest)} lines")
+        notified = notification(
+            title=subject(digest_subject(accounts, self._deadline)),
+            lines=chat,
+            next_steps=[f"List them: `{command}`"],
+            keywords=["CINNOX SMS", NO_FINAL_STATUS],
+            event_type=MESSAGE_TYPE,
+            context={"stack": self._stack, "total": str(total), "noFinalStatusHours": str(self._deadline)},
+        )
+        return {"default": body, "email": body, "sqs": machine, CHAT_PROTOCOL: encoded(notified)}
 
     # --- DynamoDB reads --------------------------------------------------------------------------
 
