@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local load bench test lint validate security build pytest unit fmt hooks lock clean package
+.PHONY: help demo local load bench test lint validate security build pytest unit fmt hooks lock clean package chromium widget-png
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -115,8 +115,26 @@ package: $(VENV)/.installed build  ## sam build + sam package to .aws-sam/packag
 # stacks start once); pytest-cov combines the workers' coverage, the floor applies to this full run only.
 PYTEST_WORKERS ?= 2
 PYTEST_COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=90
-pytest: $(VENV)/.installed $(SAM_VENV)/.installed  ## the whole suite on every core, coverage of functions/ and layers/ enforced
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed chromium  ## the whole suite on every core, coverage of functions/ and layers/ enforced
 	SAM_BUILD_DIR=$(BUILD_DIR) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_COVERAGE)
+
+# Debian's chromium renders the delivery widget as a person sees it (tests/e2e/test_widget_chromium.py, make widget-png).
+# Installed here when missing, as CI (a fresh Debian machine running make test) gets it: apt-get as root, else
+# through sudo; without either, the command to run is printed. make unit does not need it.
+CHROMIUM_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+chromium:  ## Debian's chromium (headless), for the widget's e2e test: apt-get installs it when missing
+	@command -v chromium >/dev/null && exit 0; \
+	command -v apt-get >/dev/null || { echo "chromium not found, and no apt-get: install Chromium as 'chromium' on PATH" >&2; exit 1; }; \
+	if [ "$$(id -u)" = 0 ]; then as_root=; elif command -v sudo >/dev/null; then as_root=sudo; else \
+		echo "chromium not found; installing it needs root: $(CHROMIUM_INSTALL)" >&2; exit 1; fi; \
+	echo "installing chromium: $(CHROMIUM_INSTALL)"; \
+	started=$$SECONDS; $$as_root sh -c '$(CHROMIUM_INSTALL)' && echo "chromium installed in $$((SECONDS - started)) s"
+
+# The picture of the widget in docs/operations.md: the demo's traffic (small) through a local stack, the widget's
+# page rendered by headless chromium at its local URL.
+WIDGET_PNG ?= docs/img/delivery-widget.png
+widget-png: $(VENV)/.installed chromium  ## screenshot of the delivery widget after demo traffic, by chromium (docs/img/delivery-widget.png)
+	$(LOCAL_STACK) widget-screenshot $(WIDGET_PNG)
 
 unit: $(VENV)/.installed  ## the unit tests (no moto, no subprocess): the quick loop while coding, no coverage
 	$(VENV)/bin/pytest tests/unit

@@ -15,7 +15,7 @@ from cinnox_sms.item import StoredTdr, projection
 from cinnox_sms.model import FAILURE_STATUSES, Status
 from cinnox_sms.nofinal import MESSAGE_TYPE as NO_FINAL_DIGEST
 from cinnox_sms.nofinal import NO_FINAL_STATUS
-from local_stack.traffic import DEMO_SECONDS, Delivery, Outcome, Sender, Sms, plan_day
+from local_stack.traffic import DEMO_SECONDS, OUTAGE_COUNTRY, Delivery, Outcome, Sender, Sms, plan_day
 
 if TYPE_CHECKING:
     import boto3
@@ -261,7 +261,7 @@ def run_demo(
         digests=digests,
         digest_invocations=invocations,
         digest_window=window,
-        burst=(str(traffic.get("burst_country", "VE")), burst) if burst else None,
+        burst=(str(traffic.get("burst_country", OUTAGE_COUNTRY)), burst) if burst else None,
         replay_seconds=float(traffic.get("seconds", DEMO_SECONDS)),
         inbox=inbox,
         digest_inbox=digest_inbox,

@@ -51,6 +51,8 @@ from local_stack.runtime import FunctionError, FunctionHost, FunctionSpec
 from local_stack.schedules import Schedule, ScheduleError
 from local_stack.streams import MappingConfig, QueueMapping, StreamMapping
 from local_stack.template import REGION, ROOT, Template, resolve
+from local_stack.widget import FUNCTION as WIDGET_FUNCTION
+from local_stack.widget import WidgetServer
 
 # nosemgrep: hardcoded-secret  # the secret's name in the local stack, not its value
 APP_TOKEN_SECRET = "cinnox/app-token-local"  # noqa: S105  # nosec B105  # a name, not a value
@@ -82,6 +84,8 @@ class StackOptions:
     # Local only: every enabled ScheduleV2 schedule runs every this many seconds instead of its rate
     # (`make local LOCAL_ARGS="--schedule-every 30"`), to see an hourly schedule run. None: its rate.
     schedule_every: float | None = None
+    # The delivery widget's page (local_stack/widget.py): DeliveryWidgetFunction as the dashboard draws it.
+    widget_port: int = 0
 
 
 @dataclass
@@ -136,6 +140,7 @@ class LocalStack:
         self.provisioned = Provisioned()
         self.hosts: dict[str, FunctionHost] = {}
         self.apis: dict[str, HttpApi] = {}
+        self.widget: WidgetServer | None = None
         self.log_shippers: dict[str, LogShipper] = {}  # by log group name
         self._alarm_states: dict[str, str] = {}
         self.mappings: list[StreamMapping] = []
@@ -153,7 +158,8 @@ class LocalStack:
     def start(self) -> None:
         options = self.options
         fresh_log_dir(options.log_dir)
-        for port, what in ((options.api_port, "HTTP API"), (options.cinnox_port, "CINNOX simulator")):
+        ports = (options.api_port, "HTTP API"), (options.cinnox_port, "CINNOX simulator")
+        for port, what in (*ports, (options.widget_port, "widget page")):
             if port:
                 check_port(port, what)
         self._start_emulator()
@@ -177,6 +183,7 @@ class LocalStack:
         self.provisioned = provision(self.template, parameters, self.aws, options.stack_name)
         self._start_apis()
         self._start_functions()
+        self._start_widget()
         self._start_mappings()
         self._create_custom_resources()
 
@@ -338,6 +345,12 @@ class LocalStack:
             host.start()
             self.hosts[name] = host
         self._status(f"started {len(self.hosts)} functions, each in its own runtime process")
+
+    def _start_widget(self) -> None:
+        """The delivery widget's page, which invokes the widget function as CloudWatch does (local_stack/widget.py)."""
+        if WIDGET_FUNCTION in self.hosts:
+            self.widget = WidgetServer(functools.partial(self.invoke, WIDGET_FUNCTION), self.options.widget_port)
+            self._status(f"delivery widget at {self.widget.url}")
 
     def _function_log(self, function: str, line: str) -> None:
         with self._log_lock:
@@ -716,6 +729,8 @@ class LocalStack:
                 queue.close()
             for api in self.apis.values():
                 api.close()
+            if self.widget is not None:
+                self.widget.close()
             for shipper in self.log_shippers.values():
                 shipper.close()  # ships what is left while the emulator still runs
             for host in self.hosts.values():

@@ -46,6 +46,7 @@ class Country:
 DEMO_SECONDS = 40.0  # the day replayed in this many seconds by default
 FAST_COUNTRY, SLOW_COUNTRY = "SG", "BR"  # the quickest carriers and the slowest, by Country.delay
 WITHHOLD_COUNTRY = "ID"  # where a carrier sends no delivery receipts for some SMS (``withhold``)
+OUTAGE_COUNTRY = "VE"  # where the demo's carrier outage (``burst``) fails a run of SMS
 COUNTRIES = (
     Country("HK", "852", 8, 14, 0.03, 0.01),
     Country("SG", "65", 8, 10, 0.03, 0.01, delay=(0.2, 2.0)),
@@ -137,7 +138,7 @@ def plan_day(
     wrapped_rate: float = 0.15,
     malformed: int | None = None,
     burst: int = 0,
-    burst_country: str = "VE",
+    burst_country: str = OUTAGE_COUNTRY,
     seconds: float = DEMO_SECONDS,
     withhold: int = 0,
     withhold_country: str = WITHHOLD_COUNTRY,
