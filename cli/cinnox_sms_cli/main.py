@@ -38,6 +38,7 @@ from cinnox_sms.secret_label import mark_subscribed, read_current, read_webhook_
 from cinnox_sms.store import TdrStore
 from cinnox_sms_cli import pending, rebuild
 from cinnox_sms_cli.errors import AWS_ERRORS, LastCall, describe, naming_calls, one_line
+from cinnox_sms_cli.progress import DaysRead
 from cinnox_sms_cli.redrive import Redriven, redrive_alerts, redrive_parked
 from cinnox_sms_cli.report import (
     HOUR,
@@ -307,7 +308,7 @@ def run_report(session: boto3.Session, args: argparse.Namespace, period: Period)
     table = args.table or stack_output(session, args.endpoint_url, args.stack, "RollupTableName")
     dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
     try:
-        counts = list(read_rollups(dynamodb, table, period))
+        counts = list(read_rollups(dynamodb, table, DaysRead(period)))
     except ClientError as error:
         return _not_rollups(table, error)
     lines = by_country(counts, args.by, args.view)
@@ -326,7 +327,7 @@ def run_pending(session: boto3.Session, args: argparse.Namespace, period: Period
     dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
     country = args.country.strip().upper() if args.country else None
     try:
-        found = pending.read_pending(dynamodb, table, period, country=country, age=age, now=now)
+        found = pending.read_pending(dynamodb, table, DaysRead(period), country=country, age=age, now=now)
     except ClientError as error:
         return _not_rollups(table, error)
     print(pending.render(found, args.format, period, age=age, country=country))

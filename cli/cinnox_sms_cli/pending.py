@@ -15,12 +15,15 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinnox_sms.moments import received_moment
 from cinnox_sms.neutral import csv_cell, line
 from cinnox_sms.rollup import FINALS_LIST, SUBMITTED_LIST, RollupKey, list_query, unfinished
 from cinnox_sms_cli.report import HourCount, Period, read_rollups
+
+if TYPE_CHECKING:
+    from cinnox_sms.delivery import Days
 
 COLUMNS = ("transaction_id", "country", "submitted_at")
 
@@ -70,7 +73,7 @@ def read_lists(client: Any, table: str, key: RollupKey) -> Iterator[dict[str, An
 def read_pending(
     client: Any,
     table: str,
-    period: Period,
+    period: Days,
     *,
     country: str | None = None,
     age: timedelta = timedelta(0),

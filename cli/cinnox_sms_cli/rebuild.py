@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +23,7 @@ from cinnox_sms.rebuild import (
     Rebuild,
     read_cost,
 )
+from cinnox_sms_cli.progress import Bar
 
 if TYPE_CHECKING:
     from cinnox_sms_cli.report import Period
@@ -81,30 +81,18 @@ def confirmed(question: str, answer: Callable[[str], str] = input) -> bool:
 
 
 class ProgressBar:
-    """A progress bar on stderr, drawn in place on a terminal; elsewhere, one line when a phase ends."""
-
-    WIDTH = 30
+    """The rebuild's phases (scanned, written) on stderr: progress.Bar's bar on a terminal, a line per phase else."""
 
     def __init__(self, expected_items: int, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
-        self._tty = self._stream.isatty()
+        self._bar = Bar(self._stream)
         self._expected = max(1, expected_items)
         self._scanned = 0
         self._scan_closed = False
         self._lock = threading.Lock()
-        self._last = 0.0
 
     def _draw(self, label: str, done: int, total: int, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if self._tty and (final or now - self._last >= 0.1):
-            share = min(1.0, done / max(1, total))
-            filled = int(share * self.WIDTH)
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            self._stream.write(f"\r{label:<8} [{bar}] {share:4.0%} {done:,}/{total:,}" + ("\n" if final else ""))
-            self._stream.flush()
-            self._last = now
-        elif final and not self._tty:
-            print(f"{label}: {done:,} of {total:,}", file=self._stream)
+        self._bar.draw(label, done, total, final=final)
 
     def scanned(self, items: int) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cinnox_sms.item import StoredTdr
 from cinnox_sms_cli.report import CountryLine, HourCount, Period, by_country, moment, read_rollups, render, rows
@@ -46,6 +46,7 @@ from local_stack.traffic import (
     COUNTRIES,
     DEMO_SECONDS,
     FAST_COUNTRY,
+    OUTAGE_COUNTRY,
     SLOW_COUNTRY,
     WITHHOLD_COUNTRY,
     Delivery,
@@ -55,6 +56,7 @@ from local_stack.traffic import (
     StepRun,
     send_stepped,
 )
+from local_stack.widget import rendered_dom, screenshot
 
 if TYPE_CHECKING:
     from local_stack.schedules import ScheduleRun
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 LOCAL_DIGEST_WINDOW_SECONDS = 3
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a day of simulated traffic through the stack and account for it")
@@ -103,7 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--throttle-burst", type=int, help="ApiThrottlingBurstLimit (default: the template's)")
     load.add_argument("--seed", type=int, default=11, help="random seed of the traffic")
     load.add_argument("--results", default=".local-stack/load.json", help="where to write the figures as JSON")
-    for command, api, emulator, cinnox in ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0)):
+    local.add_argument(
+        "--widget-port",
+        type=int,
+        help="the delivery widget's page (default 3100; any free port when --api-port is 0)",
+    )
+    shot = commands.add_parser(
+        "widget-screenshot",
+        help="the demo's traffic (small), then the delivery widget's page as headless chromium draws it, to a PNG",
+    )
+    shot.add_argument("path", type=Path, help="where to write the PNG, e.g. docs/img/delivery-widget.png")
+    shot.add_argument("--window", default="1000x700", help="chromium's window, WIDTHxHEIGHT (default 1000x700)")
+    shot.add_argument("--html", type=Path, help="also write the DOM chromium rendered here")
+    ports = ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0), (shot, 0, 0, 0))
+    for command, api, emulator, cinnox in ports:
         command.add_argument("--api-port", type=int, default=api, help=f"HTTP API port (default {api or 'any free'})")
         command.add_argument(
             "--emulator-port",
@@ -115,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             "--cinnox-port", type=int, default=cinnox, help=f"CINNOX simulator port (default {cinnox or 'any free'})"
         )
         command.add_argument("--app-id", default="demo-app-0001", help="the CINNOX AppID the stack is deployed for")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def no_final_count(args: argparse.Namespace) -> int:
+    """The demo's SMS whose final status is withheld: --no-final, else 1 in 40 of --sms (at least 1)."""
+    return int(args.no_final) if args.no_final is not None else max(1, round(args.sms / 40))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments().parse_args(argv)
 
     # Digests go out once per DigestWindowSeconds (300 s deployed): seconds here, so a run need not wait minutes.
     parameters: dict[str, str] = {"DigestWindowSeconds": str(LOCAL_DIGEST_WINDOW_SECONDS)}
@@ -126,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             parameters["ApiThrottlingBurstLimit"] = str(args.throttle_burst)
     options = StackOptions(
         schedule_every=getattr(args, "schedule_every", None),
+        widget_port=_widget_port(args),
         api_port=args.api_port,
         emulator_port=args.emulator_port,
         cinnox_port=args.cinnox_port,
@@ -154,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(run, args, started)
         if args.command == "load":
             return _load(run, args)
+        if args.command == "widget-screenshot":
+            return _widget_screenshot(run, args)
         return _local(run)
     except KeyboardInterrupt:  # only ever raised by Shutdown, once, on SIGINT or SIGTERM
         run.stop()
@@ -210,7 +237,7 @@ class Shutdown:
 def _demo(run: Shutdown, args: argparse.Namespace, started: float) -> int:
     stack = run.stack
     ready = time.monotonic()
-    withhold = args.no_final if args.no_final is not None else max(1, round(args.sms / 40))
+    withhold = no_final_count(args)
     account = run_demo(
         stack,
         sms_count=args.sms,
@@ -312,6 +339,62 @@ def delay_ranking_check(report_rows: list[dict[str, Any]], replay_seconds: float
         f"cinnox-sms report ranks the countries by their carriers' delays (p50_delivered_est): fastest "
         f"{told(FAST_COUNTRY, fast)}, slowest {told(SLOW_COUNTRY, slow)}, the others between",
     )
+
+
+WIDGET_PORT = 3100  # `local`'s delivery widget page (3000 the webhook's; the docs move that to 3001)
+
+
+def _widget_port(args: argparse.Namespace) -> int:
+    """`local`: --widget-port, else WIDGET_PORT, or any free port when the API's is any free one (tests run several)."""
+    if args.command != "local":
+        return 0
+    if args.widget_port is not None:
+        return int(args.widget_port)
+    return WIDGET_PORT if args.api_port else 0
+
+
+def widget_traffic(
+    stack: LocalStack,
+    *,
+    sms: int = 60,
+    burst: int = 20,
+    seconds: float = 20.0,
+    seed: int = 7,
+    senders: int = 4,
+    out: TextIO = sys.stdout,
+) -> Account:
+    """A small demo day through a started stack (its outage included), then the wait until the rollups count
+    every TDR it stored: what the delivery widget shows once it is over (e2e/test_widget_chromium.py, and
+    `widget-screenshot` for docs/operations.md's picture)."""
+    account = run_demo(
+        stack,
+        sms_count=sms,
+        seed=seed,
+        senders=senders,
+        burst=burst,
+        burst_country=OUTAGE_COUNTRY,
+        seconds=seconds,
+        withhold=max(1, round(sms / 40)),
+        out=out,
+    )
+    now = datetime.now(UTC)
+    rollups_covering(stack, Period.covering(moment("24h", now), now), len(account.stored), REPORT_WAIT_SECONDS)
+    return account
+
+
+def _widget_screenshot(run: Shutdown, args: argparse.Namespace) -> int:
+    stack = run.stack
+    assert stack.widget is not None
+    width, _, height = args.window.partition("x")
+    account = widget_traffic(stack)
+    print(f"rendering {stack.widget.url} with headless chromium", flush=True)
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(rendered_dom(stack.widget.url), encoding="utf-8")
+    path = screenshot(stack.widget.url, args.path, (int(width), int(height)))
+    countries = len({sms.country.code for sms in account.messages})
+    print(f"wrote {path} ({path.stat().st_size} bytes): {countries} countries, the {OUTAGE_COUNTRY} outage's included")
+    return 0
 
 
 LOAD_STEPS = "20,40,80,160,320"
@@ -556,6 +639,7 @@ CINNOX SMS tracker, running locally (Ctrl-C to stop)
   AppToken      Secrets Manager secret {stack.app_token_secret}  (the stack's CinnoxAppTokenSecret)
 {schedules or "  schedule      none enabled (NoFinalStatusHours 0)"}
   logs          {stack.options.log_dir}
+  widget        {stack.widget.url if stack.widget else "-"}  (DeliveryWidgetFunction as a dashboard draws it)
 
 Post a TDR:
   curl -s -X POST {shlex.quote(url)} -d {shlex.quote(json.dumps(sample))}
@@ -592,7 +676,8 @@ Alerts, as they are published (one per failed SMS), digests (one per window), sc
     except KeyboardInterrupt:  # the signal that stops `local`: its normal end
         pass
     print("\nstopping: unsubscribing from CINNOX, then stopping every process", flush=True)
-    answers = run.stop()
-    for answer in answers:
+    answers = run.stop()  # each answer's status is printed as it comes (LocalStack's status line)
+    failed = [answer for answer in answers if answer.get("Status") != "SUCCESS"]
+    for answer in failed:  # a failure's reason too, which the status line leaves out
         print(f"  {answer.get('LogicalResourceId')}: {answer.get('Status')} ({answer.get('Reason')})", flush=True)
-    return 0 if all(answer.get("Status") == "SUCCESS" for answer in answers) else 1
+    return 1 if failed else 0

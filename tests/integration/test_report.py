@@ -3,6 +3,8 @@ cohort view (default) and the arrival view, and the p50/p90 time to Delivered es
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -10,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from cinnox_sms.rollup import RollupKey, rollup_update
+from cinnox_sms.delivery import _READ, Hours, _items_as_sent, hour_count, read_rollups
+from cinnox_sms.rollup import TTF_ATTRIBUTES, TTF_BUCKETS, RollupKey, rollup_update
+from cinnox_sms.status import Status
 from cinnox_sms_cli.main import main
 from support import (
     LambdaContext,
@@ -415,3 +419,81 @@ def test_both_views_as_a_table_and_as_csv_by_hour(rollup_table: str, capsys: pyt
         f"2026-11-01T08:00Z,HK,10,0,0,0,10,,,,cohort,{edges}",
         f"2026-11-01T08:00Z,all,10,0,0,0,10,,,,cohort,{edges}",
     ]
+
+
+def test_a_long_read_shows_its_progress_and_a_short_one_does_not(
+    rollup_table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given rollups on the first day of a 100-day period
+    put_rollups(rollup_table, {(DAY_ONE + timedelta(hours=3), "HK"): {"Submitted": 2, "Delivered": 2}})
+    long_period = ["--since", "2026-11-01T00:00:00", "--until", "2027-02-09T00:00:00"]  # 100 UTC days
+    # When a report reads the 100 days, its stderr not a terminal (a pipe, a log)
+    assert main(["report", "--table", rollup_table, *long_period, "--format", "json"]) == 0
+    printed = capsys.readouterr()
+    # Then stderr says what it read when done, in one line, and stdout is the report alone (still JSON)
+    assert printed.err == "read: 100 of 100 days of rollups\n"
+    assert {row["country"]: row["sent"] for row in json.loads(printed.out)} == {"HK": 2, "all": 2}
+    # And a 30-day read says nothing on stderr
+    assert main(["report", "--table", rollup_table, "--since", "2026-11-01T00:00:00", "--until", "2026-12-01"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_long_read_line_and_the_bar_on_a_terminal(rollup_table: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given rollups on the first day, and stderr that is a terminal
+    put_rollups(rollup_table, {(DAY_ONE + timedelta(hours=3), "HK"): {"Submitted": 2, "Delivered": 2}})
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    # When a 100-day report runs, and a 30-day one
+    with contextlib.redirect_stderr(terminal):
+        assert main(["report", "--table", rollup_table, "--since", "2026-11-01T00:00:00", "--until", "2027-02-09"]) == 0
+        long_read = terminal.getvalue()
+        assert main(["report", "--table", rollup_table, "--since", "2026-11-01T00:00:00", "--until", "2026-12-01"]) == 0
+    # Then the long one drew its bar in place up to all 100 days, the short one nothing
+    assert long_read.startswith("\rread     [")
+    assert long_read.endswith("100% 100/100 days of rollups\n")
+    assert terminal.getvalue() == long_read
+    assert "HK" in capsys.readouterr().out
+
+
+def test_items_read_around_botocore_s_parser_are_what_botocore_gives(rollup_table: str) -> None:
+    # Given rollup items with every attribute the rollups keep (counts, cohorts, each histogram bucket): two hours
+    # of two countries, written as MetricsFunction writes them
+
+    every = {"Submitted": 9, "Delivered": 5, "Undelivered": 2, "Rejected": 1}
+    every |= {"cohortDelivered": 5, "cohortUndelivered": 2, "cohortRejected": 1}
+    every |= {attribute: 1 + i for attributes in TTF_ATTRIBUTES.values() for i, attribute in enumerate(attributes)}
+    hours = [DAY_ONE + timedelta(hours=3), DAY_ONE + timedelta(hours=4)]
+    _write_rollups(rollup_table, {(hour, country): every for hour in hours for country in ("HK", "VE")})
+    client = boto3.client("dynamodb")
+
+    # When read_rollups reads them (their Items taken as DynamoDB sent them), and a plain Query parsed by botocore
+    fast = list(read_rollups(client, rollup_table, Hours(DAY_ONE, DAY_ONE + timedelta(days=1))))
+    names = {f"#a{i}": name for i, name in enumerate(["slot", *_READ])}
+    parsed = client.query(
+        TableName=rollup_table,
+        KeyConditionExpression="#d = :d",
+        ProjectionExpression=", ".join(names),
+        ExpressionAttributeNames=names | {"#d": "day"},
+        ExpressionAttributeValues={":d": {"S": "2026-11-01"}},
+    )["Items"]
+
+    # Then both give the same counts, every time-to-Delivered bucket included
+    assert fast == [hour_count("2026-11-01", item) for item in parsed]
+    assert len(fast) == 4
+    assert fast[0].ttf[Status.DELIVERED] == {label: 1 + i for i, (_, label) in enumerate(TTF_BUCKETS)}
+
+
+def test_an_error_answer_is_left_to_botocore() -> None:
+    # Given a Query's error answer (DynamoDB's JSON error body), as botocore hands it to the before-parse handler
+    body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no table"}'
+    answer = {"status_code": 400, "body": body, "headers": {}}
+    customized: dict[str, Any] = {}
+    # When the handler sees it
+    _items_as_sent(answer, customized)
+    # Then it changes nothing: botocore parses the error as always
+    assert answer["body"] == body
+    assert customized == {}
