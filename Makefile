@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo local load bench test lint validate security build pytest unit fmt hooks lock clean package chromium widget-png
+.PHONY: help demo local load latency bench test lint validate security build pytest unit fmt hooks lock clean package chromium widget-png
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ demo: $(VENV)/.installed  ## run the product locally: a simulated day of CINNOX 
 local: $(VENV)/.installed  ## keep the local stack running (webhook on :3000); Ctrl-C stops it
 	$(LOCAL_STACK) local $(LOCAL_ARGS)
 
-load: $(VENV)/.installed  ## benchmark: TDRs offered at 20-320/s in steps through the local stack: where it saturates, 429s, lost
-	$(LOCAL_STACK) load $(LOAD_ARGS)
+load: $(VENV)/.installed  ## benchmark: the latency people feel (make latency), then TDRs offered at 20-320/s in steps: where it saturates, 429s, lost
+	$(LOCAL_STACK) latency $(LATENCY_ARGS); latency=$$?; $(LOCAL_STACK) load $(LOAD_ARGS) && exit $$latency
+
+latency: $(VENV)/.installed  ## benchmark: from a TDR's POST to its stored item, alert, digest and rollup (p50/p95/max, the AWS model beside)
+	$(LOCAL_STACK) latency $(LATENCY_ARGS)
 
 bench: $(VENV)/.installed build  ## benchmark: cold starts, warm cost, calls, bytes, package sizes, cost (devrig/bench/results.json)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)

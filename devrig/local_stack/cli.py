@@ -40,6 +40,7 @@ from local_stack.demo import (
 )
 from local_stack.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT
 from local_stack.httpserver import PortInUse
+from local_stack.latency import run as latency_run
 from local_stack.stack import LocalStack, StackError, StackOptions
 from local_stack.template import Template
 from local_stack.traffic import (
@@ -105,6 +106,16 @@ def arguments() -> argparse.ArgumentParser:
     load.add_argument("--throttle-burst", type=int, help="ApiThrottlingBurstLimit (default: the template's)")
     load.add_argument("--seed", type=int, default=11, help="random seed of the traffic")
     load.add_argument("--results", default=".local-stack/load.json", help="where to write the figures as JSON")
+    latency = commands.add_parser(
+        "latency", help="the latency people feel: a TDR's POST to its stored item, alert, digest and rollup"
+    )
+    latency.add_argument("--tdrs", type=int, default=200, help="TDRs to post, paced (default 200)")
+    latency.add_argument(
+        "--seconds", type=_seconds_latency, default=45.0, help="seconds they are posted over (default 45)"
+    )
+    latency.add_argument("--failing", type=float, default=0.4, help="share of the SMS that fail (default 0.4)")
+    latency.add_argument("--seed", type=int, default=22, help="random seed of the traffic")
+    latency.add_argument("--results", default=".local-stack/latency.json", help="where to write the figures as JSON")
     local.add_argument(
         "--widget-port",
         type=int,
@@ -117,7 +128,7 @@ def arguments() -> argparse.ArgumentParser:
     shot.add_argument("path", type=Path, help="where to write the PNG, e.g. docs/img/delivery-widget.png")
     shot.add_argument("--window", default="1000x700", help="chromium's window, WIDTHxHEIGHT (default 1000x700)")
     shot.add_argument("--html", type=Path, help="also write the DOM chromium rendered here")
-    ports = ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0), (shot, 0, 0, 0))
+    ports = ((demo, 0, 0, 0), (local, 3000, 5000, 8090), (load, 0, 0, 0), (shot, 0, 0, 0), (latency, 0, 0, 0))
     for command, api, emulator, cinnox in ports:
         command.add_argument("--api-port", type=int, default=api, help=f"HTTP API port (default {api or 'any free'})")
         command.add_argument(
@@ -181,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             return _load(run, args)
         if args.command == "widget-screenshot":
             return _widget_screenshot(run, args)
+        if args.command == "latency":
+            return latency_run(run.stack, args, sys.stdout)
         return _local(run)
     except KeyboardInterrupt:  # only ever raised by Shutdown, once, on SIGINT or SIGTERM
         run.stop()
@@ -419,6 +432,16 @@ def _replay_seconds(text: str) -> float:
     # the others' (2 s, 5 s, 10 s), so the ranking can be told.
     if not 20 <= seconds <= 600:
         raise argparse.ArgumentTypeError(f"{text!r}: the day is replayed in 20 to 600 seconds")
+    return seconds
+
+
+def _seconds_latency(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: the TDRs are posted over 1 to 60 seconds (the run stays bounded)")
     return seconds
 
 
