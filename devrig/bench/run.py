@@ -37,6 +37,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from bench import coldstart, peer
 from bench.widget import render as widget_render
 from cinnox_sms.alert_ledger import RECORD_THREADS
 from cinnox_sms.model import FAILURE_STATUSES, Status
@@ -106,8 +107,9 @@ ASSUMPTIONS: dict[str, float] = {
     "sns_publish_batch_round_trip_ms": 20.0,
     # "INITs (cold starts) typically occur in under 1% of invocations" (AWS Compute Blog, "AWS Lambda
     # standardizes billing for INIT Phase", 2025): the INIT phase of on-demand ZIP functions on
-    # managed runtimes is billed since 2025-08-01. 1 %, the upper figure; the cold start scaled
-    # to the memory's CPU share like the rest.
+    # managed runtimes is billed since 2025-08-01. 1 %, the upper figure; the cold start as issue 22's
+    # model puts it on Lambda (bench/coldstart.py: INIT calibrated and flat with memory, the first invoke
+    # at the memory's CPU share).
     "cold_start_share": 0.01,
     # Assumed: 5 % of TDRs are Undelivered or Rejected (each wakes the alert function).
     "failure_share": 0.05,
@@ -121,9 +123,9 @@ ASSUMPTIONS: dict[str, float] = {
     # CloudWatch Logs counts 26 bytes per log event on top of its message (PutLogEvents'
     # batch size); assumed billed alike.
     "log_event_overhead_bytes": 26,
-    # Sensible, for the default memory (our choice): a webhook cold start under 2.5 s (one TDR in
-    # a hundred waits through it; 256 MB models 3-4 s, 512 MB 1.3-2 s on this machine, quiet or
-    # busy), and a warm TDR within the 20 ms the Capacity section sizes Lambda with.
+    # Sensible, for each function's memory (our choice; bench/coldstart.py picks): a modelled cold start
+    # on Lambda under 2.5 s (one TDR in a hundred waits through it; the webhook models 2.1 s at 128 MB,
+    # 1.3 s at 512 MB), and a warm TDR within the 20 ms the Capacity section sizes Lambda with.
     "cold_start_budget_s": 2.5,
     "p50_budget_ms": 20.0,
 }
@@ -182,6 +184,7 @@ def lay_out(template: Template) -> dict[str, Path]:
     shutil.copy(Path(__file__).with_name("floors.py"), floors / "floors.py")
     shutil.copy(Path(__file__).with_name("card.py"), floors / "card.py")
     paths["floors"] = floors
+    paths.update(peer.lay_out(BENCH))  # issue 22: a typical Powertools webhook beside the product's
     return paths
 
 
@@ -249,12 +252,14 @@ def cold_starts(stack: LocalStack, paths: dict[str, Path], runs: int, names: lis
                     [paths["floors"], paths["layer-pyc"]],
                 ),
             }
+            variants.update(peer.cold_variants(name, paths))  # issue 22: the webhook's peer
             order = list(variants)  # rotated each run: no variant always follows the same one
             for variant in order[run % len(order) :] + order[: run % len(order)]:
                 path, attribute, code = variants[variant]
                 if name == "subscription":  # each Create needs its own RequestId
                     event_file.write_text(json.dumps(cold_event(stack, name)))
-                seconds = cold_start(python, path, attribute, event_file, [*code, paths["runtime"]], environment)
+                env = peer.environment(variant, environment)
+                seconds = cold_start(python, path, attribute, event_file, [*code, paths["runtime"]], env)
                 results.setdefault(name, {}).setdefault(variant, []).append(seconds)
     return {
         name: {variant: statistics.median(values) for variant, values in variants.items()}
@@ -486,22 +491,26 @@ def _warm_webhook(stack: LocalStack, webhook: Any, tdrs: int, counter: LogCounte
     )
     floor_calls = stub(floors._dynamodb, "PutItem", lambda _: b"{}", "application/x-amz-json-1.0")
     stub(card._dynamodb, "PutItem", lambda _: b"{}", "application/x-amz-json-1.0")
+    peer_sink = LogCounter()  # issue 22: the peer's log lines, apart from the product's
+    peer_call, peer_calls = peer.warm_call(event, context, stub, peer_sink)
     counter.bytes = counter.events = 0
     times, calls = _time_interleaved(
         {
             "product": lambda: webhook.lambda_handler(event, context),
             "plain floor": lambda: floors.webhook(event, context),
             "card floor": lambda: card.webhook(event, context),
+            peer.PEER: peer_call,
         },
         tdrs,
     )
-    assert len(floor_calls) == len(ours_calls)
-    # Only the product writes logs or metrics: the counts are its own.
+    assert len(floor_calls) == len(ours_calls) == len(peer_calls)
+    # Only the product writes logs or metrics to the counter (the peer's logger has its own): the counts are its own.
     results = {
         **times,
         "dynamodb_calls_per_tdr": len(ours_calls) / calls,
         "log_bytes_per_tdr": counter.bytes / calls,
         "log_events_per_tdr": counter.events / calls,
+        "peer_logs": peer.log_counts(peer_call, peer_sink),
     }
     return results | {"out_of_shape": _warm_out_of_shape(webhook, event, context, tdrs, counter)}
 
@@ -1316,7 +1325,9 @@ def issue_18_costs(results: dict[str, Any]) -> dict[str, Any]:
     batch = results["rollup_writes"]["high-volume batch"]["per_tdr"]
     check = results["no_final_check"]
     memory = cost["template_memory_mb"]
-    cold_ms = results["cold_start_seconds"]["alert"]["product, bytecode shipped"] * 1000 * cpu_factor(memory)
+    cold_ms = coldstart.lambda_cold_ms(
+        results["cold_start_seconds"]["alert"]["product, bytecode shipped"], memory, "alert"
+    )
     check_day = no_final_check_cost(check, memory, cold_ms)  # as tdr_cost bills it
     items: dict[str, Any] = {}
     for item, lines in ISSUE_18_LINES.items():
@@ -1487,7 +1498,7 @@ def tdr_cost(
     webhook = invocation_cost(
         memory_mb,
         webhook_run,
-        side["webhook_cold_s"] * 1000 * factor,
+        coldstart.lambda_cold_ms(side["webhook_cold_s"], memory_mb, "webhook"),
         side["webhook_log_events"],
         side["webhook_log_bytes"],
         traced_per_second(rate) / rate,
@@ -1501,7 +1512,7 @@ def tdr_cost(
     alert = invocation_cost(
         memory_mb,
         alert_run,
-        side["alert_cold_s"] * 1000 * factor,
+        coldstart.lambda_cold_ms(side["alert_cold_s"], memory_mb, "alert"),
         side["alert_log_events_per_batch"],
         side["alert_log_bytes_per_batch"],
         traced_per_second(rate * alert_per_tdr) / (rate * alert_per_tdr),
@@ -1522,9 +1533,10 @@ def tdr_cost(
     lookups, check_line, lists = ISSUE_18_LINES["items 1+2"], ISSUE_18_LINES["item 3"][0], ISSUE_18_LINES["item 4"][0]
     check_usd_per_tdr = sweep_usd_per_tdr = 0.0
     if check is not None:
-        check_day = no_final_check_cost(check, memory_mb, side["alert_cold_s"] * 1000 * factor)
+        alert_cold_ms = coldstart.lambda_cold_ms(side["alert_cold_s"], memory_mb, "alert")
+        check_day = no_final_check_cost(check, memory_mb, alert_cold_ms)
         check_usd_per_tdr = sum(check_day.values()) / check["tdrs_per_day"]
-        sweep_day = overdue_sweep_cost(memory_mb, side["alert_cold_s"] * 1000 * factor)
+        sweep_day = overdue_sweep_cost(memory_mb, alert_cold_ms)
         sweep_usd_per_tdr = sum(sweep_day.values()) / check["tdrs_per_day"]
     parts: dict[str, float] = {
         "HTTP API requests": PRICES["http_api_per_million"] / 1e6,
@@ -1588,7 +1600,7 @@ def tdr_cost(
         "usd_per_million_traced": round((untraced + xray) * 1e6, 4),
         "webhook_billed_ms": billed_ms(webhook_run),
         "p50_ms": round(webhook_run, 2),
-        "cold_start_s": round(side["webhook_cold_s"] * factor, 2),
+        "cold_start_s": round(coldstart.lambda_cold_ms(side["webhook_cold_s"], memory_mb, "webhook") / 1000, 2),
         "usd_per_million_by_item": {item: round(usd * 1e6, 4) for item, usd in parts.items()}
         | {"X-Ray, when Tracing is Active": round(xray * 1e6, 4)},
     }
@@ -1649,7 +1661,10 @@ def cost_model(results: dict[str, Any], template_memory: int) -> dict[str, Any]:
     def fits(memory: int) -> bool:
         product, card = table[str(memory)]["product"], table[str(memory)]["card floor"]["usd_per_million"]
         return bool(
-            product["cold_start_s"] <= ASSUMPTIONS["cold_start_budget_s"]
+            coldstart.fits_cold_budget(
+                results["cold_start_seconds"]["webhook"]["product, bytecode shipped"], memory, "webhook", ASSUMPTIONS
+            )  # issue 22: the top of the model's range
+            and coldstart.fits_memory("webhook", memory)  # issue 22: Max Memory Used, modelled, within 80 %
             and product["p50_ms"] <= ASSUMPTIONS["p50_budget_ms"]
             and product["usd_per_million_before_issue_19"] <= COST_TARGET * card
             and product["usd_per_million_before_issue_18"] <= COST_TARGET_BEFORE_ISSUE_18 * card
@@ -1725,6 +1740,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         unsubscribe_alert_topic(stack)
         print(f"cold starts: {args.runs} runs of {', '.join(names)}, each variant", flush=True)
         cold = cold_starts(stack, paths, args.runs, names)
+        cold_model = coldstart.measure(stack, paths, names, args.runs)  # issue 22: calibration, INIT/first split
         warmed = {"webhook": f"{args.tdrs} webhook invocations", "alert": f"{args.tdrs} alert records"}
         if chosen := [text for name, text in warmed.items() if name in names]:
             print(f"warm: {', '.join(chosen)}", flush=True)
@@ -1734,6 +1750,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
     results: dict[str, Any] = {
         "functions": names,
         "cold_start_seconds": cold,
+        "cold_model": cold_model,
         "warm_seconds": warm_results,
         "write_units": write_units("demo-app-0001"),
         "report_reads": report_reads(write_units("demo-app-0001")["typical_item_bytes"]),
@@ -1749,6 +1766,8 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         results["cost"] = cost_model(results, memory)
         results["issue_18"] = issue_18_costs(results)
         results["issue_19"] = issue_19_costs(results)
+        results["memory_picks"] = coldstart.memory_picks(results, ASSUMPTIONS)  # issue 22: per function
+        results["cost"] |= feature_costs(results)  # issue 22: Lambda's own log lines; each feature's row
     target = RESULTS if complete else BENCH / "results-partial.json"
     target.write_text(json.dumps(results, indent=2) + "\n")
     text, misses = table(results)
@@ -1764,7 +1783,7 @@ def table(results: dict[str, Any]) -> tuple[str, list[str]]:
     """The printed table, and the targets it missed."""
     misses: list[str] = []
     head = f"{'measure':<44} {'product':>10} {'plain':>10} {'ratio':>6} {'card':>10} {'ratio':>6} {'target':>10}"
-    lines = ["", head]
+    lines = [*peer.table_rows(results, misses), "", head]  # issue 22: the peer first
 
     def verdict(label: str, ratio: float, target: float | None, sign: str = "<=") -> str:
         if target is None:
@@ -1872,6 +1891,9 @@ def table(results: dict[str, Any]) -> tuple[str, list[str]]:
         lines.extend(widget_table(results["widget"], misses))
     if "cost" in results:
         lines.extend(cost_table(results["cost"], misses))
+    lines.extend(coldstart.table(results, ASSUMPTIONS))
+    if "memory_picks" in results:
+        misses.extend(coldstart.differs(results, ASSUMPTIONS))
     if "issue_18" in results:
         lines.extend(issue_18_table(results["issue_18"], results["rollup_writes"]))
     if "issue_19" in results:
@@ -2020,6 +2042,63 @@ def cost_table(cost: dict[str, Any], misses: list[str]) -> list[str]:
     lines.append(
         f"{'  REST API + direct DynamoDB integration':<60} {cost['rest_api_direct_dynamodb_usd_per_million']:>6.4f}"
     )
+    if "features" in cost:  # issue 22
+        lines.extend(feature_rows(cost))
+    return lines
+
+
+def feature_rows(cost: dict[str, Any]) -> list[str]:
+    """Issue 22's rows of the cost table: each new feature's cost, and what LambdaSystemLogs=warn saves."""
+    features, logs = cost["features"], cost["lambda_system_logs"]
+    total = logs["usd_per_million_product"]
+    lines = [
+        "",
+        f"the new features, each on its row, at {logs['memory_mb']} MB (USD per million TDRs, % of the product's "
+        f"${total:.4f}; the widget per render and per day)",
+        f"{'':<72} {'USD per M TDRs':>14} {'%':>6}",
+    ]
+    for key, label in (
+        ("issue 18", "issue 18 'Every SMS accounted for': cohorts, lists, no-final check"),
+        ("issue 19", "issue 19 'Nothing lost, nothing twice': alert record, sweep, fence"),
+    ):
+        row = features[key]
+        lines.append(f"  {label:<70} {row['usd_per_million_tdrs']:>14.4f} {row['share_of_product']:>6.1%}")
+    widget = features["issue 21 widget"]
+    if widget is not None:
+        label = "issue 21 'See it where you already look': delivery widget, a render"
+        lines.append(f"  {label:<70} {'$' + format(widget['usd_per_render'], '.6f'):>14}")
+        lines.append(
+            f"    {widget['load']}, 30 days x 200 countries at {widget['memory_mb']} MB:"
+            f" {widget['billed_ms_per_render']} ms billed, {widget['queries_per_render']} Queries,"
+            f" {widget['read_units_per_render']:g} RU, cold;"
+            f" {widget['renders_per_day']:g} renders a day ${widget['usd_per_day']:.4f},"
+            f" 30 days ${widget['usd_per_30_days']:.2f}"
+        )
+        lines.append(
+            f"    (a day's renders over a day's TDRs at 1 million SMS a day:"
+            f" ${widget['usd_per_million_tdrs_at_1m_sms_a_day']:.4f} per million TDRs)"
+        )
+    chat = features["issue 21 chat"]
+    busy, quiet = chat["busy_window"], chat["quiet_window"]
+    lines.append(
+        f"  {'issue 21: chat custom notification, in every digest publish':<70}"
+        f" {chat['usd_per_million_tdrs']:>14.2g} {chat['usd_per_million_tdrs'] / total:>6.1%}"
+    )
+    lines.append(
+        f"    +{busy['bytes_added']:,} bytes a digest of {busy['failures']:,} failures"
+        f" ({chat['window_seconds']} s window):"
+        f" {busy['chunks_without_chat']} -> {busy['chunks_with_chat']} chunks of 64 KB;"
+        f" +{quiet['bytes_added']:,} bytes at {quiet['failures']}: {quiet['chunks_without_chat']} ->"
+        f" {quiet['chunks_with_chat']}; billed as {chat['chunks_added_per_digest']:.3f} chunk a digest"
+    )
+    lines.append(
+        f"  {'LambdaSystemLogs=warn drops Lambda START/END/REPORT: saves':<70}"
+        f" {logs['usd_per_million_tdrs']:>14.4f} {logs['share_of_product']:>6.1%}"
+    )
+    lines.append(
+        f"    per-TDR functions ${logs['usd_per_million_per_tdr_functions']:.4f}; check, sweep, digests"
+        f" ${logs['usd_per_million_scheduled']:.5f} (1 million SMS a day)"
+    )
     return lines
 
 
@@ -2031,7 +2110,9 @@ def issue_19_costs(results: dict[str, Any]) -> dict[str, Any]:
     today = product["usd_per_million_before_issue_19"]
     by_line = {line: product["usd_per_million_by_item"][line] for line in ISSUE_19_LINES}
     memory = cost["template_memory_mb"]
-    cold_ms = results["cold_start_seconds"]["alert"]["product, bytecode shipped"] * 1000 * cpu_factor(memory)
+    cold_ms = coldstart.lambda_cold_ms(
+        results["cold_start_seconds"]["alert"]["product, bytecode shipped"], memory, "alert"
+    )
     units = results["write_units"]["typical_write_units"]
     return {
         "memory_mb": memory,
@@ -2044,6 +2125,186 @@ def issue_19_costs(results: dict[str, Any]) -> dict[str, Any]:
         "read_units_per_failure": ALERT_RECORD["lookup_read_units_per_failure"],
         "sweep_usd_per_day": sum(overdue_sweep_cost(memory, cold_ms).values()),
         "sweep_usd_per_day_by_what": overdue_sweep_cost(memory, cold_ms),
+    }
+
+
+# --- issue 22: Lambda's own log lines, and what each new feature costs, each a row of the cost table ------------
+# The rows' assumptions, each said to be one.
+FEATURES: dict[str, float] = {
+    # Assumed: the dashboard drawn 100 times a day (people opening it, and its refreshes while open), each render
+    # over 30 days (bench.widget's 30 days x 200 countries, each country's SMS in 4 hours of every day).
+    "widget_renders_per_day": 100,
+    # Assumed: every render starts cold (a view now and then; how long Lambda keeps an idle environment is not
+    # documented), its INIT the alert function's modelled cold start (the same layer, Logger, a DynamoDB client).
+    "widget_cold_share": 1.0,
+    # The widget's code writes one INFO line a render ("delivery widget drawn", with Logger's context): assumed
+    # 500 bytes.
+    "widget_log_events": 1,
+    "widget_log_bytes": 500,
+    # SNS pricing (https://aws.amazon.com/sns/pricing/): "each 64KB chunk of published data is billed as 1 request".
+    "sns_chunk_bytes": 64 * 1024,
+    # Assumed: a quiet digest window, 10 failures, beside the model's (failure_share x sustained rate x window).
+    "quiet_window_failures": 10,
+}
+
+
+def platform_log_usd(memory_mb: int, duration_ms: int, cold: bool) -> float:
+    """One invocation's START/END/REPORT lines as CloudWatch Logs bills them (platform_log_lines, log_cost)."""
+    lines = platform_log_lines(memory_mb, duration_ms, cold=cold, traced=False)
+    return log_cost(len(lines), sum(len(line) + 1 for line in lines))
+
+
+def lambda_system_logs_saving(results: dict[str, Any]) -> dict[str, Any]:
+    """What LambdaSystemLogs=warn (JSON format, system logs at WARN) saves per million TDRs at the template's
+    memory: the per-TDR functions' START/END/REPORT lines as the cost model bills them, and the scheduled and
+    per-window invocations' (the hourly check, the sweep, a digest a window) at 1 million SMS a day."""
+    cost = results["cost"]
+    memory = cost["template_memory_mb"]
+    product = cost["at_template_memory"]["product"]
+    per_tdr = product["usd_per_million_by_item"]["logs, Lambda's START/END/REPORT"]
+    check = results["no_final_check"]
+    window = int(Template.load().parameter_defaults()["DigestWindowSeconds"])
+    invocations = {
+        "the no-final-status check": check["runs_per_day"],
+        "the overdue sweep": ALERT_RECORD["sweeps_per_day"],
+        "the digest, a window": 86_400 / window,
+    }
+    # Each of them cold (as their lines bill them), a 100 ms run: a digit more or less in REPORT changes nothing.
+    scheduled = sum(invocations.values()) * platform_log_usd(memory, 100, cold=True) / check["tdrs_per_day"] * 1e6
+    saving = per_tdr + scheduled
+    return {
+        "memory_mb": memory,
+        "usd_per_million_tdrs": round(saving, 4),
+        "usd_per_million_per_tdr_functions": per_tdr,
+        "usd_per_million_scheduled": round(scheduled, 6),
+        "scheduled_invocations_per_day": invocations,
+        "share_of_product": saving / product["usd_per_million"],
+        "usd_per_million_product": product["usd_per_million"],
+    }
+
+
+def widget_cost(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 21's delivery widget, per render and per day: not per TDR. bench.widget's typical load (30 days x 200
+    countries, 4 hours of SMS a day each) drawn at the widget's MemorySize from its CPU here, one Query per UTC day
+    (eventually consistent: half a read unit per 4 KB), each a DynamoDB round trip, cold every time."""
+    from bench.widget import _rollups
+
+    widget = results["widget"]
+    memory = widget["memory_mb"]
+    [(label, load)] = [(label, load) for label, load in widget["loads"].items() if load["hours_a_day"] == 4]
+    days = _rollups(load["hours_a_day"])
+    read_units = sum(
+        EVENTUALLY_CONSISTENT_UNITS * math.ceil(sum(item_size(item) for item in items) / READ_UNIT_BYTES)
+        for items in days.values()
+    )
+    run_ms = (
+        load["cpu_seconds"] * 1000 * cpu_factor(memory) + load["queries"] * ASSUMPTIONS["dynamodb_put_round_trip_ms"]
+    )
+    here_s = results["cold_start_seconds"]["alert"]["product, bytecode shipped"]
+    cold_ms = coldstart.lambda_cold_ms(here_s, memory, "alert")
+    invocation = invocation_cost(
+        memory, run_ms, cold_ms, FEATURES["widget_log_events"], FEATURES["widget_log_bytes"], 0.0
+    )
+    by_what = {
+        "Lambda request": invocation["lambda requests"],
+        "Lambda duration": invocation["lambda duration"],
+        "Lambda INIT": FEATURES["widget_cold_share"] * gb_seconds_cost(billed_ms(cold_ms), memory),
+        "logs": invocation["logs, Lambda's START/END/REPORT"] + invocation["logs, the code's lines and EMF"],
+        "DynamoDB read units": read_units * PRICES["dynamodb_on_demand_read_units_per_million"] / 1e6,
+    }
+    per_render = sum(by_what.values())
+    per_day = per_render * FEATURES["widget_renders_per_day"]
+    return {
+        "load": label,
+        "memory_mb": memory,
+        "queries_per_render": load["queries"],
+        "read_units_per_render": read_units,
+        "billed_ms_per_render": billed_ms(run_ms),
+        "cold_ms": round(cold_ms, 1),
+        "usd_per_render": per_render,
+        "usd_per_render_by_what": by_what,
+        "renders_per_day": FEATURES["widget_renders_per_day"],
+        "usd_per_day": per_day,
+        "usd_per_30_days": per_day * 30,
+        # For scale, not billed per TDR: a day's renders over a day's TDRs at 1 million SMS a day.
+        "usd_per_million_tdrs_at_1m_sms_a_day": per_day / results["no_final_check"]["tdrs_per_day"] * 1e6,
+    }
+
+
+def chat_digest_bytes(failures: int) -> dict[str, int]:
+    """A digest of this many failures (the demo's countries and outcomes, UUID transaction IDs): its published
+    message with the chat service's custom notification (the "https" entry) and without it, and their 64 KB chunks."""
+    from cinnox_sms.chat import CHAT_PROTOCOL
+    from cinnox_sms.digest import Digest, Failure
+    from local_stack.traffic import EXCEPTIONS
+
+    rng = random.Random(TRACKING_SEED)
+    pool = [(country, status) for country, status in tracking_pool() if status in FAILURE_STATUSES]
+    start = datetime.fromisoformat(TRACKING_HOUR)
+    chosen = [rng.choice(pool) for _ in range(failures)]
+    digest = Digest(
+        tuple(
+            Failure(transaction_id(rng), status.value, country, EXCEPTIONS[status], start + timedelta(seconds=index))
+            for index, (country, status) in enumerate(chosen)
+        ),
+        0,
+        start,
+        start + timedelta(seconds=failures),
+        "cinnox-sms-tracker",
+    )
+    message = digest.message()
+    without = json.loads(message)
+    without.pop(CHAT_PROTOCOL)
+    with_bytes = len(message.encode())
+    without_bytes = len(json.dumps(without, ensure_ascii=False).encode())
+    chunk = int(FEATURES["sns_chunk_bytes"])
+    return {
+        "failures": failures,
+        "bytes_with_chat": with_bytes,
+        "bytes_without_chat": without_bytes,
+        "bytes_added": with_bytes - without_bytes,
+        "chunks_with_chat": math.ceil(with_bytes / chunk),
+        "chunks_without_chat": math.ceil(without_bytes / chunk),
+    }
+
+
+def chat_cost() -> dict[str, Any]:
+    """Issue 21's custom notification for chat, carried by every digest publish (chat channel or not): the bytes
+    it adds and the 64 KB chunks SNS bills for them, per million TDRs at the model's rate and DigestWindowSeconds."""
+    window = int(Template.load().parameter_defaults()["DigestWindowSeconds"])
+    rate = ASSUMPTIONS["sustained_tdrs_per_second"]
+    busy = chat_digest_bytes(round(ASSUMPTIONS["failure_share"] * rate * window))
+    quiet = chat_digest_bytes(int(FEATURES["quiet_window_failures"]))
+    digests_per_million = 1e6 / (rate * window)  # one digest a window: failures come in every window at this rate
+    # A digest's size varies with its window: the bytes added cross a 64 KB boundary in that share of digests.
+    added_chunks = busy["bytes_added"] / FEATURES["sns_chunk_bytes"]
+    return {
+        "window_seconds": window,
+        "digests_per_million_tdrs": digests_per_million,
+        "busy_window": busy,
+        "quiet_window": quiet,
+        "chunks_added_per_digest": added_chunks,
+        "usd_per_million_tdrs": digests_per_million * added_chunks * PRICES["sns_requests_per_million"] / 1e6,
+    }
+
+
+def feature_costs(results: dict[str, Any]) -> dict[str, Any]:
+    """The cost table's issue 22 rows: what dropping Lambda's own log lines saves, and each new feature's cost
+    (issues 18 and 19 per million TDRs from the cost model's lines; issue 21's widget per render and per day, its
+    chat notification per digest publish)."""
+    cost = results["cost"]
+    product = cost["at_template_memory"]["product"]
+    by_item, total = product["usd_per_million_by_item"], product["usd_per_million"]
+    issue_18 = sum(by_item[line] for lines in ISSUE_18_LINES.values() for line in lines)
+    issue_19 = sum(by_item[line] for line in ISSUE_19_LINES)
+    return {
+        "lambda_system_logs": lambda_system_logs_saving(results),
+        "features": {
+            "issue 18": {"usd_per_million_tdrs": round(issue_18, 4), "share_of_product": issue_18 / total},
+            "issue 19": {"usd_per_million_tdrs": round(issue_19, 4), "share_of_product": issue_19 / total},
+            "issue 21 widget": widget_cost(results) if "widget" in results else None,
+            "issue 21 chat": chat_cost(),
+        },
     }
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -17,6 +20,7 @@ from cinnox_sms.settings import WebhookSettings
 from cinnox_sms.store import TdrStore
 from cinnox_sms.webhook import ParkingDrain
 from local_stack.streams import sqs_record
+from local_stack.template import ROOT
 from support import LambdaContext, Stack, http_event, table_items, tdr
 
 RECEIVED = datetime(2026, 11, 27, 13, 0, 0, 123000, tzinfo=UTC)
@@ -51,14 +55,37 @@ def test_one_session_builds_every_client_and_sqs_waits_for_the_first_parked_tdr(
     assert session.made[2:] == ["sqs"]
 
 
+def test_the_webhook_imports_no_boto3(stack: Stack) -> None:
+    # Given the webhook's handler, as Lambda imports it, in a fresh interpreter with the function's environment
+    code = (
+        "import importlib.util as u, sys; s = u.spec_from_file_location('app', sys.argv[1]); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); "
+        "from cinnox_sms import wiring; wiring.webhook_service(); print(sorted({n.split('.')[0] for n in sys.modules}))"
+    )
+    env = {**os.environ, **stack.environment("WebhookFunction"), "PYTHONPATH": str(ROOT / "layers" / "common")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "functions" / "webhook" / "app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # When it is imported and builds its service; Then boto3 (and S3's transfer manager) never loaded: its clients
+    # are botocore's, and boto3's import was 15 ms of each cold start (make bench)
+    loaded = done.stdout
+    assert "'botocore'" in loaded
+    assert "'boto3'" not in loaded
+    assert "'s3transfer'" not in loaded
+
+
 def test_each_function_builds_its_own_once_from_the_default_session(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the webhook's and the parked-TDR function's environments, and boto3's default session watched
+    # Given the webhook's and the parked-TDR function's environments, and the functions' default session watched
     for name, value in {**stack.environment("WebhookFunction"), **stack.environment("ParkedTdrFunction")}.items():
         monkeypatch.setenv(name, value)
     session = CountingSession()
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    monkeypatch.setattr(wiring, "_default_clients", lambda: session)
     wiring.webhook_service.cache_clear()
     wiring.parking_drain.cache_clear()
     try:

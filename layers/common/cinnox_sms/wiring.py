@@ -8,9 +8,9 @@ same ParkingDrain, over its own table client.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,6 +23,25 @@ from cinnox_sms.webhook import CachedSecret, ParkingDrain, SecretUnavailable, We
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+
+class Clients(Protocol):
+    """What makes the clients: a boto3 Session, or BotocoreClients."""
+
+    def client(self, service_name: str, *, config: Config | None = None) -> Any: ...
+
+
+class BotocoreClients:
+    """The functions' clients from one botocore session, without boto3: boto3's import (S3's transfer manager
+    with it) is 15 ms of each webhook cold start for nothing these functions use (make bench, "against peer");
+    boto3's clients are botocore's, so these are the same clients, configured from the same environment."""
+
+    def __init__(self) -> None:
+        self._session = botocore.session.get_session()
+
+    def client(self, service_name: str, *, config: Config | None = None) -> Any:
+        return self._session.create_client(service_name, config=config)
+
+
 # Fail fast and let the sender retry, rather than hold its request past API Gateway's 30 s; the drain
 # too: a parked TDR the table still refuses waits in its queue for the next batch. No client-side
 # parameter validation (botocore's Config documents it as a cost to turn off for speed): the item comes
@@ -32,7 +51,7 @@ WEBHOOK_AWS_CONFIG = Config(
 )
 
 
-def build_webhook_service(settings: WebhookSettings, session: boto3.Session) -> WebhookService:
+def build_webhook_service(settings: WebhookSettings, session: Clients) -> WebhookService:
     """The service over one session's clients; SQS's is made the first time a TDR is parked."""
     config = WEBHOOK_AWS_CONFIG
     secrets = session.client("secretsmanager", config=config)
@@ -62,22 +81,21 @@ def read_secret(client: SecretsManagerClient, secret_id: str) -> WebhookSecrets:
         raise SecretUnavailable(type(error).__name__) from error
 
 
-def _default_session() -> boto3.Session:
-    # boto3's default session, shared with any other client in the process: another would load botocore's data again.
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    return cast("boto3.Session", boto3.DEFAULT_SESSION)
+@cache
+def _default_clients() -> Clients:
+    # One session for the process: another would load botocore's data again.
+    return BotocoreClients()
 
 
 @cache
 def webhook_service() -> WebhookService:
     """The webhook function's service, from its environment, built once per execution environment."""
-    return build_webhook_service(WebhookSettings.from_env(), _default_session())
+    return build_webhook_service(WebhookSettings.from_env(), _default_clients())
 
 
 @cache
 def parking_drain() -> ParkingDrain:
     """The parked-TDR function's drain, from its environment: the webhook's store code and conditional put."""
     settings = ParkedTdrSettings.from_env()
-    client = _default_session().client("dynamodb", config=WEBHOOK_AWS_CONFIG)
+    client = _default_clients().client("dynamodb", config=WEBHOOK_AWS_CONFIG)
     return ParkingDrain(TdrStore(client, settings.table_name, settings.retention_days))
