@@ -106,7 +106,7 @@ class _Context:
 
 def render(template: Template) -> dict[str, Any]:
     """Each load drawn RUNS times after an untimed first draw: the least CPU, the Queries, the rows."""
-    from bench.run import item_size
+    from bench.run import _Raw, item_size
 
     os.environ.setdefault("ROLLUP_TABLE_NAME", "rollups")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -131,7 +131,7 @@ def render(template: Template) -> dict[str, Any]:
             headers = HTTPHeaders()
             headers["x-amzn-requestid"] = "bench"
             headers["content-type"] = "application/x-amz-json-1.0"
-            return AWSResponse(request.url, 200, headers, _Body(answers.answer(request)))
+            return AWSResponse(request.url, 200, headers, _Raw(answers.answer(request)))
 
         client.meta.events.register("before-send.dynamodb.Query", send, unique_id="bench-widget")
         try:
@@ -161,14 +161,3 @@ def render(template: Template) -> dict[str, Any]:
         "cpu_target_seconds": CPU_TARGET_SECONDS,
         "loads": results,
     }
-
-
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-    def read(self, *_: Any) -> bytes:
-        return self._body
