@@ -19,7 +19,6 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,10 +28,12 @@ from typing import Any
 from cinnox_sms.delivery import (
     BEYOND_LAST_BOUND,
     DEFAULT_VIEW,
+    HOUR,
     VIEWS,
     Bucketing,
     CountryLine,
     HourCount,
+    Hours,
     View,
     bucket_of,
     by_country,
@@ -51,6 +52,7 @@ from cinnox_sms.rollup import TTF_BUCKETS
 __all__ = [
     "BEYOND_LAST_BOUND",
     "DEFAULT_VIEW",
+    "HOUR",
     "VIEWS",
     "Bucketing",
     "CountryLine",
@@ -66,7 +68,6 @@ __all__ = [
 ]
 _DURATION = re.compile(r"(\d+)([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-HOUR = timedelta(hours=1)
 # The longest period report and pending read: one Query per UTC day, and the stack's rollups are kept
 # as long as its TDRs (TdrRetentionDays, 400 by default); a longer one is refused, to be split.
 LONGEST_DAYS = 400
@@ -116,16 +117,10 @@ def duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is longer than any period a date can span") from None
 
 
-def _iso_hour(hour: datetime) -> str:
-    return hour.strftime("%Y-%m-%dT%H:%MZ")
-
-
 @dataclass(frozen=True)
-class Period:
-    """Whole UTC hours: start included, end excluded (the rollups' unit is the hour)."""
-
-    start: datetime
-    end: datetime
+class Period(Hours):
+    """The widget's whole UTC hours (start included, end excluded), given on the command line: an until that is
+    not after since is refused, and machine output carries the edges."""
 
     @classmethod
     def covering(cls, since: datetime, until: datetime) -> Period:
@@ -135,26 +130,12 @@ class Period:
                 f"--until ({until.isoformat(timespec='seconds')}) must come after --since "
                 f"({since.isoformat(timespec='seconds')})"
             )
-        start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        return cls(start, end if end == until else end + HOUR)
-
-    def days(self) -> Iterator[tuple[str, int, int]]:
-        """Each UTC day the period touches, with its first and last hour in the period."""
-        day = self.start.replace(hour=0)
-        while day < self.end:
-            first = max(self.start, day)
-            last = min(self.end, day + timedelta(days=1)) - HOUR
-            yield day.strftime("%Y-%m-%d"), first.hour, last.hour
-            day += timedelta(days=1)
+        hours = Hours.covering(since, until)
+        return cls(hours.start, hours.end)
 
     def edges(self) -> dict[str, str]:
         """since and until as machine output carries them on every row."""
         return {"since": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"), "until": self.end.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-    def __str__(self) -> str:
-        hours = int((self.end - self.start) / HOUR)
-        return f"{_iso_hour(self.start)} to {_iso_hour(self.end)} ({hours} h, UTC, end excluded)"
 
 
 def rows(lines: list[CountryLine], period: Period, by: Bucketing, view: View = DEFAULT_VIEW) -> list[dict[str, Any]]:
