@@ -20,16 +20,8 @@ import pytest
 from local_stack.template import ROOT, Template
 
 BUILD_DIR = ROOT / os.environ.get("SAM_BUILD_DIR", ".aws-sam/build")
-FUNCTIONS = [
-    "WebhookFunction",
-    "ParkedTdrFunction",
-    "SubscriptionFunction",
-    "AlertFunction",
-    "MetricsFunction",
-    "WarmThroughputFunction",
-    "OverdueAlertFunction",
-    "DeliveryWidgetFunction",
-]
+# Every function the template declares: a function added later is checked without a list to update.
+FUNCTIONS = sorted(Template.load().resources_of_type("AWS::Serverless::Function"))
 
 # Runs in a fresh interpreter without site-packages, paths set as Lambda sets them:
 # the function's folder, then the layer's python/ folder; the runtime's boto3 last.
