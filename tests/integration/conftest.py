@@ -190,7 +190,14 @@ def digest_inbox(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
 # --- the functions, loaded from the template's CodeUri and Handler --------------------
 
 # What a handler builds once per execution environment: each test starts from its own environment.
-CACHED_BUILDERS = ("webhook_service", "parking_drain", "alert_publisher", "rollup_writer")
+CACHED_BUILDERS = (
+    "webhook_service",
+    "parking_drain",
+    "alert_publisher",
+    "rollup_writer",
+    "digest_publisher",
+    "dynamodb",
+)
 
 
 def _function(
@@ -231,6 +238,18 @@ def metrics_function(
     template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines
 ) -> Iterator[ModuleType]:
     yield from _function(template, stack, monkeypatch, logs, "MetricsFunction")
+
+
+@pytest.fixture
+def digest(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
+    """The digest function, which sends people one message per batch of the digest queue."""
+    yield from _function(template, stack, monkeypatch, logs, "DigestFunction")
+
+
+@pytest.fixture
+def widget(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
+    """The dashboard's delivery widget function (a CloudWatch custom widget)."""
+    yield from _function(template, stack, monkeypatch, logs, "DeliveryWidgetFunction")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -17,27 +17,14 @@ from botocore.stub import Stubber
 from cinnox_sms.alerts import Alert, AlertPublisher
 from local_stack.runtime import FunctionError
 from local_stack.streams import QueueConfig, QueueMapping
-from local_stack.template import load_function_module
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     from local_stack.template import Template
-    from support import LambdaContext, LogLines, Stack
+    from support import LambdaContext, Stack
 
 BURST = 1000  # the issue's carrier outage
-
-
-@pytest.fixture
-def digest(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
-    """The digest function, loaded from the template's CodeUri with its environment."""
-    for name, value in stack.environment("DigestFunction").items():
-        monkeypatch.setenv(name, value)
-    module = load_function_module(template, "DigestFunction")
-    module.logger.registered_handler.stream = logs
-    module.digest_publisher.cache_clear()
-    yield module
-    module.digest_publisher.cache_clear()
 
 
 def publish_burst(stack: Stack, count: int, country: str = "VE") -> list[str]:

