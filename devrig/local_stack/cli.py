@@ -60,6 +60,8 @@ from local_stack.traffic import (
 from local_stack.widget import rendered_dom, screenshot
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from local_stack.schedules import ScheduleRun
 
 LOCAL_DIGEST_WINDOW_SECONDS = 3
@@ -423,36 +425,26 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
-def _replay_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    # From 20 s, the slow carriers' delays (20-35 s at 40 s, 10-17.5 s at 20 s) stay in a report bucket above
-    # the others' (2 s, 5 s, 10 s), so the ranking can be told.
-    if not 20 <= seconds <= 600:
-        raise argparse.ArgumentTypeError(f"{text!r}: the day is replayed in 20 to 600 seconds")
+def _seconds_between(low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: seconds from low to high, else the usage error that says what they are for."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what.format(low=f'{low:g}', high=f'{high:g}')}")
+        return value
+
     return seconds
 
 
-def _seconds_latency(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 1 <= seconds <= 60:
-        raise argparse.ArgumentTypeError(f"{text!r}: the TDRs are posted over 1 to 60 seconds (the run stays bounded)")
-    return seconds
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 1 <= seconds <= 30:
-        raise argparse.ArgumentTypeError(f"{text!r}: a step lasts 1 to 30 seconds (the run stays bounded)")
-    return seconds
+# From 20 s, the slow carriers' delays (20-35 s at 40 s, 10-17.5 s at 20 s) stay in a report bucket above the
+# others' (2 s, 5 s, 10 s), so the ranking can be told.
+_replay_seconds = _seconds_between(20, 600, "the day is replayed in {low} to {high} seconds")
+_seconds_latency = _seconds_between(1, 60, "the TDRs are posted over {low} to {high} seconds (the run stays bounded)")
+_seconds = _seconds_between(1, 30, "a step lasts {low} to {high} seconds (the run stays bounded)")
 
 
 def _load(run: Shutdown, args: argparse.Namespace) -> int:
