@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from local_stack.emulator import choose  # Fn::If and AWS::NoValue, as CloudFormation applies them
 from local_stack.template import ROOT, resolve
 
 if TYPE_CHECKING:
@@ -72,22 +73,9 @@ def _absorbed() -> dict[str, int]:
     return {kind: int(value.replace(",", "")) for kind, value in rows}
 
 
-def _choose(node: Any, conditions: dict[str, bool]) -> Any:
-    """Apply Fn::If and drop AWS::NoValue, as CloudFormation does once the conditions are known."""
-    if isinstance(node, list):
-        return [_choose(item, conditions) for item in node if item != {"Ref": "AWS::NoValue"}]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"Fn::If"}:
-        condition, when_true, when_false = node["Fn::If"]
-        return _choose(when_true if conditions[condition] else when_false, conditions)
-    chosen = {key: _choose(value, conditions) for key, value in node.items()}
-    return {key: value for key, value in chosen.items() if value != {"Ref": "AWS::NoValue"}}
-
-
 def _table(template: Template, **parameters: str) -> dict[str, Any]:
     refs = {**template.parameter_defaults(), **parameters}
-    chosen = _choose(template.resource("TdrTable")["Properties"], template.conditions(refs))
+    chosen = choose(template.resource("TdrTable")["Properties"], template.conditions(refs))
     rendered: dict[str, Any] = resolve(chosen, refs, {})
     return rendered
 
@@ -147,8 +135,8 @@ def test_a_flood_cannot_take_the_accounts_lambda_concurrency(template: Template)
     reserved = int(defaults["WebhookReservedConcurrency"])
     rate, burst = int(defaults["ApiThrottlingRateLimit"]), int(defaults["ApiThrottlingBurstLimit"])
     # When it is rendered with the defaults, and with the parameter at 0
-    bounded = _choose(function, template.conditions(defaults))
-    unbounded = _choose(function, template.conditions({**defaults, "WebhookReservedConcurrency": "0"}))
+    bounded = choose(function, template.conditions(defaults))
+    unbounded = choose(function, template.conditions({**defaults, "WebhookReservedConcurrency": "0"}))
     # Then its concurrency is reserved, so bounded: a flood to a leaked URL runs at most that many at once
     assert resolve(bounded["ReservedConcurrentExecutions"], defaults, {}) == str(reserved)
     assert "ReservedConcurrentExecutions" not in unbounded

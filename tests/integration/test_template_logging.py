@@ -21,23 +21,11 @@ from typing import Any
 import pytest
 
 from iam_rehearsal import transformed_template_with
+from local_stack.emulator import choose  # Fn::If and AWS::NoValue, as CloudFormation applies them
 from local_stack.template import Template
 
 # Lambda's application levels ("LoggingConfig", Lambda API reference), most detailed first; what may be set.
 AT_MOST_INFO = {"TRACE", "DEBUG", "INFO"}
-
-
-def _choose(node: Any, conditions: dict[str, bool]) -> Any:
-    """Fn::If resolved under these conditions; keys whose value is AWS::NoValue left out."""
-    if isinstance(node, list):
-        return [_choose(value, conditions) for value in node]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"Fn::If"}:
-        condition, when_true, when_false = node["Fn::If"]
-        return _choose(when_true if conditions[condition] else when_false, conditions)
-    chosen = {key: _choose(value, conditions) for key, value in node.items()}
-    return {key: value for key, value in chosen.items() if value != {"Ref": "AWS::NoValue"}}
 
 
 def logging_configs(**parameters: str) -> dict[str, dict[str, Any]]:
@@ -45,7 +33,7 @@ def logging_configs(**parameters: str) -> dict[str, dict[str, Any]]:
     translated = transformed_template_with(tuple(sorted(parameters.items())))
     conditions = Template(translated).conditions({**Template.load().parameter_defaults(), **parameters})
     return {
-        name: _choose(resource["Properties"].get("LoggingConfig", {}), conditions)
+        name: choose(resource["Properties"].get("LoggingConfig", {}), conditions)
         for name, resource in translated["Resources"].items()
         if resource["Type"] == "AWS::Lambda::Function"
     }
