@@ -43,7 +43,6 @@ SUBJECT_LIMIT = 100  # SNS Publish: printable ASCII, no line breaks, at most 100
 MACHINE_PROTOCOLS = ("sqs",)
 CHAT_IDS_SHOWN = 10  # transaction IDs in the chat notification (the e-mail lists IDS_SHOWN)
 CHAT_LINES_SHOWN = 10  # countries listed in the chat notification; the rest summed on one line
-EVENT_TYPE = "cinnox-sms-digest"
 MESSAGE_TYPE = "cinnox-sms-digest"
 UNKNOWN = "unknown"
 
@@ -218,7 +217,7 @@ class Digest:
                 f"One SMS: `{self.status_command('TRANSACTION_ID')}`",
             ],
             keywords=["CINNOX SMS", *(status for status, _ in self.by_status())],
-            event_type=EVENT_TYPE,
+            event_type=MESSAGE_TYPE,  # the chat event type is the digest's own type, as the no-final-status digest's
             context={
                 "stack": self.stack,
                 "failed": str(self.failed),
