@@ -618,31 +618,15 @@ def operator_command(stack: LocalStack, *arguments: str) -> str:
     return f"env {environment} {command}"
 
 
-def _local(run: Shutdown) -> int:
-    stack = run.stack
-    assert stack.aws is not None
-    url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
-    sample = {
-        "Type": "tdr",
-        "AppID": stack.options.app_id,
-        "ServiceID": "svc-local",
-        "TransactionID": "demo-0001",
-        "RecipientNumber": 85298765432,
-        "RecipientCountry": "HK",
-        "ResponseCode": "400",
-        "Status": "Rejected",
-        "Exception": "sms send failed",
-    }
-    inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
-    digest_inbox = DigestInbox(stack.aws, stack.output("DigestTopicArn"))
+def _banner(stack: LocalStack, url: str, sample: dict[str, Any]) -> str:
+    """What `local` prints once ready: where everything is, a TDR to post, the operator's commands."""
     schedules = "\n".join(
         f"  schedule      {s.function} {s.expression}"
         + (f", every {s.period:g} s here (--schedule-every)" if stack.options.schedule_every else "")
         + f"; NoFinalStatusHours {stack.provisioned.refs.get('NoFinalStatusHours', '?')}"
         for s in stack.schedules
     )
-    print(
-        f"""
+    return f"""
 CINNOX SMS tracker, running locally (Ctrl-C to stop)
   webhook URL   {url}
   AppID         {stack.options.app_id}
@@ -664,11 +648,31 @@ Ask the operator's tool (the local stack answers CloudFormation's DescribeStacks
   {operator_command(stack, "report", "--since", "24h", "--by", "hour", "--format", "csv")}
   {operator_command(stack, "subscription")}
 
-Alerts, as they are published (one per failed SMS), digests (one per window), scheduled runs:""",
-        flush=True,
-    )
+Alerts, as they are published (one per failed SMS), digests (one per window), scheduled runs:"""
+
+
+def _local(run: Shutdown) -> int:
+    stack = run.stack
+    assert stack.aws is not None
+    url = f"{stack.output('WebhookBaseUrl')}/{stack.secret('WebhookSecret')}"
+    sample = {
+        "Type": "tdr",
+        "AppID": stack.options.app_id,
+        "ServiceID": "svc-local",
+        "TransactionID": "demo-0001",
+        "RecipientNumber": 85298765432,
+        "RecipientCountry": "HK",
+        "ResponseCode": "400",
+        "Status": "Rejected",
+        "Exception": "sms send failed",
+    }
     seen = dict.fromkeys(range(len(stack.schedules)), 0)
+    # Ready: from here a signal is how `local` ends, wherever it lands. A busy machine can deliver it while the
+    # banner's print is still returning, before the loop has begun: the banner is under the same try.
     try:
+        inbox = AlertInbox(stack.aws, stack.output("AlertTopicArn"))
+        digest_inbox = DigestInbox(stack.aws, stack.output("DigestTopicArn"))
+        print(_banner(stack, url, sample), flush=True)
         while not run.requested.is_set():
             for index, schedule in enumerate(stack.schedules):
                 for scheduled in schedule.runs[seen[index] :]:
